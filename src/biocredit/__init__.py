@@ -1,0 +1,1 @@
+"""biocredit: training without weight transport."""
