@@ -1,0 +1,111 @@
+"""A linear layer whose backward pass sends the error through a feedback matrix.
+
+Forward:  ``a = x Wᵀ + b``.
+Backward: ``∂x = g B`` instead of ``g W`` (``B`` has ``W``'s layout, out × in, so in
+ALGORITHMS.md's notation it is ``B_{l+1}ᵀ``); the parameter gradients are the usual
+``∂W = gᵀ x`` and ``∂b = Σ g``. With ``B = W`` this is exactly back-propagation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LinearFeedbackFunction(torch.autograd.Function):
+    """``F.linear`` whose input gradient is ``grad_output @ feedback``."""
+
+    @staticmethod
+    def forward(input, weight, bias, feedback):
+        return F.linear(input, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, feedback = inputs
+        ctx.save_for_backward(input, feedback)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, feedback = ctx.saved_tensors
+        need_input, need_weight, need_bias, _ = ctx.needs_input_grad
+        grad_input = grad_weight = grad_bias = None
+        if need_input:
+            grad_input = grad_output @ feedback
+        if need_weight or need_bias:
+            g2 = grad_output.reshape(-1, grad_output.shape[-1])
+            if need_weight:
+                grad_weight = g2.t().mm(input.reshape(-1, input.shape[-1]))
+            if need_bias and ctx.has_bias:
+                grad_bias = g2.sum(0)
+        return grad_input, grad_weight, grad_bias, None
+
+
+class FeedbackLinear(nn.Linear):
+    """``nn.Linear`` with a feedback matrix used in place of ``W`` in the backward pass.
+
+    ``feedback`` is a buffer (fixed random feedback) or a parameter (learned feedback) with
+    the weight's shape. ``feedback=None`` ties it to the weight: exact back-propagation.
+    Inside :func:`exact_gradients` every layer uses its weight, so the same module computes
+    the BP reference gradient.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 feedback: torch.Tensor | None = None, device=None, dtype=None):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.exact = False
+        self.register_buffer("feedback", None)
+        if feedback is not None:
+            self.set_feedback(feedback)
+
+    @classmethod
+    def from_linear(cls, layer: nn.Linear, feedback: torch.Tensor | None) -> "FeedbackLinear":
+        """A copy of ``layer`` (same weight and bias values) with the given feedback."""
+        new = cls(layer.in_features, layer.out_features, bias=layer.bias is not None,
+                  device=layer.weight.device, dtype=layer.weight.dtype)
+        with torch.no_grad():
+            new.weight.copy_(layer.weight)
+            if layer.bias is not None:
+                new.bias.copy_(layer.bias)
+        new.weight.requires_grad_(layer.weight.requires_grad)
+        if feedback is not None:
+            new.set_feedback(feedback)
+        return new
+
+    def set_feedback(self, feedback: torch.Tensor) -> None:
+        if tuple(feedback.shape) != tuple(self.weight.shape):
+            raise ValueError(f"feedback shape {tuple(feedback.shape)} does not match the "
+                             f"weight shape {tuple(self.weight.shape)}")
+        self.feedback = feedback.detach().to(self.weight)
+
+    def backward_weight(self) -> torch.Tensor:
+        """The matrix the backward pass multiplies the error by."""
+        if self.exact or self.feedback is None:
+            return self.weight
+        return self.feedback
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return LinearFeedbackFunction.apply(input, self.weight, self.bias, self.backward_weight())
+
+    def extra_repr(self) -> str:
+        kind = "tied (BP)" if self.feedback is None else "feedback"
+        return super().extra_repr() + f", backward={kind}"
+
+
+@contextlib.contextmanager
+def exact_gradients(model: nn.Module) -> Iterator[None]:
+    """Within the block every feedback layer of ``model`` back-propagates through its
+    forward weight, so a plain ``loss.backward()`` gives the true BP gradient."""
+    layers = [m for m in model.modules() if isinstance(m, FeedbackLinear)]
+    previous = [m.exact for m in layers]
+    for m in layers:
+        m.exact = True
+    try:
+        yield
+    finally:
+        for m, p in zip(layers, previous):
+            m.exact = p

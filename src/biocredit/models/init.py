@@ -1,0 +1,40 @@
+"""Forward-weight initialisations used by the papers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+INITS = ("uniform", "xavier", "zero")
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, scheme: str) -> None:
+    """Initialise every ``nn.Linear`` / ``nn.Conv*`` of ``model`` in place.
+
+    - ``uniform``: ``W, b ~ U(-1/√fan_in, 1/√fan_in)`` (Nøkland's BP and ReLU nets).
+    - ``xavier``: Glorot-uniform ``W ~ U(±√(6/(fan_in+fan_out)))``, ``b = 0`` (Amit).
+    - ``zero``: ``W = 0, b = 0`` (Nøkland's FA/DFA tanh nets).
+    Draws come from torch's global generator, so ``torch.manual_seed`` fixes them.
+    """
+    if scheme not in INITS:
+        raise ValueError(f"unknown init {scheme!r}; choose from {', '.join(INITS)}")
+    for m in model.modules():
+        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            continue
+        fan_in = m.weight[0].numel()
+        if scheme == "uniform":
+            bound = 1.0 / math.sqrt(fan_in)
+            m.weight.uniform_(-bound, bound)
+            if m.bias is not None:
+                m.bias.uniform_(-bound, bound)
+        elif scheme == "xavier":
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                m.bias.zero_()
+        else:
+            m.weight.zero_()
+            if m.bias is not None:
+                m.bias.zero_()

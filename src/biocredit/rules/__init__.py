@@ -1,0 +1,40 @@
+"""The rule registry: ``available()`` lists the rules, ``create(name, **options)`` builds one.
+
+Every rule is one file in this package; adding one means writing the file and listing its
+class in ``_RULES`` below.
+"""
+
+from __future__ import annotations
+
+from .base import (DirectFeedbackRule, LayerFeedbackRule, Rule, StepResult,
+                   forward_cut, output_error)
+from .bp import Backprop
+from .dfa import DirectFeedbackAlignment
+from .fa import FeedbackAlignment
+from .ifa import IndirectFeedbackAlignment
+
+_RULES: dict[str, type[Rule]] = {
+    cls.name: cls
+    for cls in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, IndirectFeedbackAlignment)
+}
+
+
+def available() -> list[str]:
+    """The registered rule names."""
+    return sorted(_RULES)
+
+
+def get(name: str) -> type[Rule]:
+    """The class registered as ``name``."""
+    if name not in _RULES:
+        raise ValueError(f"unknown rule {name!r}; available rules: {', '.join(available())}")
+    return _RULES[name]
+
+
+def create(name: str, **options) -> Rule:
+    """Build rule ``name`` with ``options`` (unknown options raise, listing the valid ones)."""
+    return get(name)(**options)
+
+
+__all__ = ["DirectFeedbackRule", "LayerFeedbackRule", "Rule", "StepResult", "available",
+           "create", "forward_cut", "get", "output_error"]

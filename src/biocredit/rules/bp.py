@@ -1,0 +1,25 @@
+"""BP: back-propagation, the reference every other rule is measured against."""
+
+from __future__ import annotations
+
+from .base import LayerFeedbackRule
+
+
+class Backprop(LayerFeedbackRule):
+    """``δa_l = (W_{l+1}ᵀ δa_{l+1}) ⊙ f'(a_l)``.
+
+    By default the layers are left as they are and plain autograd does the work (the fast
+    path). ``through_feedback=True`` routes it through the same feedback layers as FA with
+    the feedback tied to the forward weight (``B = W``); both give identical gradients.
+    """
+
+    name = "bp"
+    summary = "back-propagation (the reference)"
+    defaults = {"through_feedback": False}
+
+    def prepare(self, net, generator):
+        if self.options["through_feedback"]:
+            super().prepare(net, generator)
+
+    def initial_feedback(self, layer, generator):
+        return None  # tied: the backward uses the forward weight itself
