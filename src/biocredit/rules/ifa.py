@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.func import jvp
 
@@ -29,8 +31,7 @@ class IndirectFeedbackAlignment(DirectFeedbackRule):
         deltas = []
         for block, trace in zip(net.blocks, traces):
             if deltas:  # W_l δa_{l-1}: the weight layer's JVP at its input
-                _, signal = jvp(lambda z: block.layer(block.pre(z)), (trace.input,),
-                                (deltas[-1].reshape(trace.input.shape),))
+                signal = layer_jvp(block, trace.input, deltas[-1].reshape(trace.input.shape))
             if trace.output.shape != trace.preactivation.shape:
                 raise ValueError("IFA needs element-wise steps after each weight layer; "
                                  f"block output {tuple(trace.output.shape)} differs from "
@@ -40,3 +41,12 @@ class IndirectFeedbackAlignment(DirectFeedbackRule):
                                            retain_graph=True)
             deltas.append(delta)
         return [t.preactivation for t in traces], deltas
+
+
+def layer_jvp(block, x: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
+    """``∂ layer(pre(x)) / ∂x · tangent`` (forward-mode AD; torch's first use of it loads
+    decompositions through a deprecated torch.jit path, whose warning is not ours to show)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
+                                category=DeprecationWarning)
+        return jvp(lambda z: block.layer(block.pre(z)), (x,), (tangent,))[1]

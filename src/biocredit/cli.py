@@ -1,0 +1,267 @@
+"""The ``biocredit`` command line: a thin layer over :mod:`biocredit.training`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+from pathlib import Path
+
+from . import data as datasets
+from . import losses, models, rules
+from .models import INITS
+from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
+from .training.results import write_json
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingDiverged as err:
+        print(f"biocredit: training diverged: {err}. What was written so far is kept.",
+              file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        print(f"biocredit: error: {err}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="biocredit",
+        description="Train networks with feedback alignment and its relatives; compare them "
+                    "with back-propagation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train one rule and write a run folder")
+    train.add_argument("--rule", default="dfa", help=f"one of: {', '.join(rules.available())}")
+    add_run_options(train)
+    train.set_defaults(func=cmd_train)
+
+    compare = sub.add_parser("compare", help="train several rules on the same model, data "
+                                             "and seed and print a table")
+    compare.add_argument("--rules", default="bp,fa,dfa", help="comma-separated rule names")
+    add_run_options(compare)
+    compare.set_defaults(func=cmd_compare)
+
+    bench = sub.add_parser("bench", help="time one training step per rule")
+    bench.add_argument("--rules", default="bp,fa,dfa")
+    bench.add_argument("--model", default="mlp:4x800:tanh")
+    bench.add_argument("--batch-size", type=int, default=128)
+    bench.add_argument("--steps", type=int, default=50)
+    bench.add_argument("--warmup", type=int, default=10)
+    bench.add_argument("--input-shape", default="1x28x28", help="one example, e.g. 1x28x28")
+    bench.add_argument("--classes", type=int, default=10)
+    bench.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--json", help="also write the results to this file")
+    bench.set_defaults(func=cmd_bench)
+
+    for name, helptext, func in (("rules", "list the learning rules", cmd_rules),
+                                 ("models", "list the model families", cmd_models)):
+        p = sub.add_parser(name, help=helptext)
+        p.set_defaults(func=func)
+    return parser
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="mlp:2x800:tanh",
+                   help="model spec, e.g. mlp:2x800:tanh (DEPTHxWIDTH:ACTIVATION)")
+    p.add_argument("--data", default="digits", help=f"one of: {', '.join(datasets.available())}")
+    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--normalize", choices=("scale", "standardize"), default="scale")
+    p.add_argument("--validation", type=float, default=0.0,
+                   help="hold out this fraction (or count, if >= 1) of the training set")
+    p.add_argument("--loss", default="ce", help=f"one of: {', '.join(losses.available())}")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--init", choices=INITS, default="uniform",
+                   help="forward weights: uniform ±1/√fan_in, xavier, or zero (Nøkland)")
+    p.add_argument("--dropout-input", type=float, default=0.0, help="fraction of inputs dropped")
+    p.add_argument("--dropout-hidden", type=float, default=0.0,
+                   help="fraction of hidden units dropped")
+    p.add_argument("-O", "--rule-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a rule option, e.g. feedback_scale=0.1 (or RULE.KEY=VALUE for one "
+                        "rule only); repeatable")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--probe-size", type=int, default=256,
+                   help="examples in the fixed batch used for the alignment angles")
+    p.add_argument("--out", help="run folder (default: under runs/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def parse_rule_options(rule: str, pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pairs for ``rule``: ``RULE.KEY=VALUE`` pairs of other rules are skipped,
+    and a plain ``KEY`` the rule does not have is skipped too (it may be another rule's)."""
+    options = {}
+    accepted = rules.get(rule).defaults
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"a rule option is KEY=VALUE; got {pair!r}")
+        target, dot, key = key.rpartition(".")
+        if dot and target != rule:
+            continue
+        if not dot and key not in accepted:
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        options[key] = value
+    return options
+
+
+def check_rule_options(names: list[str], pairs: list[str]) -> None:
+    """Every plain option must belong to at least one of the rules."""
+    for pair in pairs:
+        key = pair.partition("=")[0]
+        if "." not in key and not any(key in rules.get(n).defaults for n in names):
+            raise ValueError(f"no rule among {', '.join(names)} has the option {key!r}")
+
+
+def config_from(args, rule: str) -> RunConfig:
+    return RunConfig(
+        rule=rule, rule_options=parse_rule_options(rule, args.rule_option), model=args.model,
+        model_options={"init": args.init, "dropout_input": args.dropout_input,
+                       "dropout_hidden": args.dropout_hidden},
+        data=args.data, data_dir=args.data_dir, normalize=args.normalize,
+        validation=args.validation, loss=args.loss, epochs=args.epochs,
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
+        device=args.device, probe_size=args.probe_size)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+
+
+class ProgressBar:
+    """A tqdm bar per epoch (on stderr); the library itself never prints."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label, self.enabled, self.bar = label, enabled, None
+
+    def __call__(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+        if self.bar is None or self.bar.desc != f"{self.label} epoch {epoch}":
+            self.close()
+            self.bar = tqdm(total=steps, desc=f"{self.label} epoch {epoch}", leave=False,
+                            file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix(loss=f"{loss:.4f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None) -> dict:
+    bar = ProgressBar(config.rule, enabled=not quiet)
+
+    def on_epoch(row):
+        bar.close()
+        if not quiet:
+            angles = ", ".join("-" if a is None else f"{a:.1f}" for a in row["angle_deg"])
+            print(f"{config.rule} epoch {row['epoch']}: loss {row['train_loss']:.4f}  "
+                  f"train error {row['train_error']:.4f}  test error {row['test_error']:.4f}  "
+                  f"angle to BP [{angles}]°  {row['seconds']:.1f}s", file=sys.stderr)
+    try:
+        return run(config, out, dataset=dataset, progress=bar, on_epoch=on_epoch)
+    finally:
+        bar.close()
+
+
+def cmd_train(args) -> int:
+    check_rule_options([args.rule], args.rule_option)
+    config = config_from(args, args.rule)
+    out = Path(args.out or f"runs/{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}"
+                           f"-s{args.seed}")
+    summary = train_one(config, out, args.quiet)
+    print(f"{summary['rule']}: test error {summary['test_error']:.4f}, train error "
+          f"{summary['train_error']:.4f}, {summary['seconds']:.1f}s -> {out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    names = [n.strip() for n in args.rules.split(",") if n.strip()]
+    if not names:
+        raise ValueError("--rules needs at least one rule name")
+    for name in names:
+        rules.get(name)
+    check_rule_options(names, args.rule_option)
+    configs = {name: config_from(args, name) for name in names}
+    for config in configs.values():
+        config.validate()
+    out = Path(args.out or f"runs/compare-{slug(args.data)}-{slug(args.model)}-s{args.seed}")
+    from .training.run import load_dataset, resolve_device
+    dataset = load_dataset(configs[names[0]], resolve_device(args.device))
+    summaries = {name: train_one(config, out / name, args.quiet, dataset)
+                 for name, config in configs.items()}
+    shared = dataclasses.asdict(configs[names[0]])
+    for key in ("rule", "rule_options"):
+        shared.pop(key)
+    write_json(out / "comparison.json", {"config": shared, "rules": summaries})
+    print(format_table(summaries))
+    print(f"runs written to {out}")
+    return 0
+
+
+def format_table(summaries: dict[str, dict]) -> str:
+    header = f"{'rule':<8} {'test error':>10} {'train error':>11} {'time (s)':>9} " \
+             f"{'angle to BP (°)':>16}"
+    lines = [header, "-" * len(header)]
+    for name, s in summaries.items():
+        angle = "-" if s["mean_angle_deg"] is None else f"{s['mean_angle_deg']:.1f}"
+        lines.append(f"{name:<8} {s['test_error']:>10.4f} {s['train_error']:>11.4f} "
+                     f"{s['seconds']:>9.1f} {angle:>16}")
+    return "\n".join(lines)
+
+
+def cmd_bench(args) -> int:
+    names = [n.strip() for n in args.rules.split(",") if n.strip()]
+    try:
+        shape = tuple(int(d) for d in args.input_shape.split("x"))
+    except ValueError:
+        raise ValueError(f"--input-shape is like 1x28x28; got {args.input_shape!r}") from None
+    result = benchmark(names, args.model, batch_size=args.batch_size, steps=args.steps,
+                       warmup=args.warmup, input_shape=shape, num_classes=args.classes,
+                       optimizer=args.optimizer, device=args.device)
+    print(f"{args.model}, batch {args.batch_size}, {result['device']}, "
+          f"{result['threads']} threads, median of {args.steps} steps")
+    print(f"{'rule':<8} {'step (ms)':>10} {'x BP':>6}")
+    for name, r in result["rules"].items():
+        print(f"{name:<8} {r['step_ms']:>10.2f} {r['ratio_to_bp']:>6.2f}")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+def cmd_rules(args) -> int:
+    for name in rules.available():
+        cls = rules.get(name)
+        opts = ", ".join(f"{k}={v!r}" for k, v in cls.defaults.items())
+        print(f"{name:<6} {cls.summary}" + (f"  [options: {opts}]" if opts else ""))
+    return 0
+
+
+def cmd_models(args) -> int:
+    print("mlp:DEPTHxWIDTH:ACTIVATION   e.g. mlp:2x800:tanh; activations: "
+          + ", ".join(sorted(models.ACTIVATIONS)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

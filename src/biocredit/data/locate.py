@@ -1,0 +1,87 @@
+"""Where data sets are looked for: the caller's folder, system packages, the user cache."""
+
+from __future__ import annotations
+
+import http.client
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from .errors import DatasetNotFoundError
+
+T = TypeVar("T")
+
+# Folders that system packages install data sets into, per data set name. A module-level
+# constant so that tests (and unusual installs) can replace it.
+SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
+    "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),  # Debian: dataset-fashion-mnist
+}
+
+CACHE_ENV = "BIOCREDIT_DATA"
+
+
+def cache_root() -> Path:
+    """``$BIOCREDIT_DATA`` when set, else ``~/.cache/biocredit``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "biocredit"
+
+
+def cache_dir(name: str) -> Path:
+    """The user cache folder of one data set; downloads go here."""
+    return cache_root() / name
+
+
+def search_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
+    """Folders to search, in order: ``data_dir``, ``data_dir/<name>``, system folders, cache."""
+    dirs: list[Path] = []
+    if data_dir is not None:
+        base = Path(data_dir).expanduser()
+        dirs += [base, base / name]
+    dirs += list(SYSTEM_DIRS.get(name, ()))
+    dirs.append(cache_dir(name))
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+# What a failed download raises: URLError, timeouts and refused connections are OSErrors.
+NETWORK_ERRORS = (OSError, http.client.HTTPException)
+
+
+def find_or_fetch(name: str, data_dir: str | os.PathLike | None, download: bool,
+                  probe: Callable[[Path], tuple[T | None, str]],
+                  fetch: Callable[[Path], None], how_to: list[str]) -> T:
+    """The first hit of ``probe`` over :func:`search_dirs`; failing that, ``fetch`` into the
+    cache folder (when ``download``) and probe there.
+
+    ``probe(folder)`` returns ``(hit, "")`` or ``(None, why not)``. If nothing is found,
+    raises :class:`DatasetNotFoundError` naming every folder searched (with why it did not
+    qualify) and the ``how_to`` lines.
+    """
+    dirs = search_dirs(name, data_dir)
+    notes = []
+    for folder in dirs:
+        hit, why = probe(folder)
+        if hit is not None:
+            return hit
+        notes.append(f"  {folder}  ({why})")
+    cause = None
+    if not download:
+        reason = "download=False"
+    else:
+        cache = cache_dir(name)
+        try:
+            fetch(cache)
+        except NETWORK_ERRORS as err:
+            reason, cause = f"download failed: {err}", err
+        else:
+            hit, why = probe(cache)
+            if hit is not None:
+                return hit
+            reason = f"downloaded, but {cache}: {why}"
+    message = "\n".join([f"Dataset {name!r} not found ({reason}). Looked in:", *notes,
+                         "To get it:", *(f"  - {line}" for line in how_to)])
+    raise DatasetNotFoundError(message, dirs) from cause

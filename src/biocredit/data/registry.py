@@ -1,0 +1,58 @@
+"""Data set names and the one entry point, :func:`load`."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+
+import torch
+
+from .cifar_files import CIFAR10, CIFAR100, load_cifar_raw
+from .dataset import Dataset, Raw, build, check_normalize, check_validation
+from .digits import load_digits_raw
+from .mnist import FASHION_MNIST, MNIST, load_idx_raw
+
+# name -> loader(data_dir, download) -> Raw
+LOADERS: dict[str, Callable[..., Raw]] = {
+    "cifar10": functools.partial(load_cifar_raw, CIFAR10),
+    "cifar100": functools.partial(load_cifar_raw, CIFAR100),
+    "digits": load_digits_raw,
+    "fashion-mnist": functools.partial(load_idx_raw, FASHION_MNIST),
+    "mnist": functools.partial(load_idx_raw, MNIST),
+}
+
+
+def available() -> list[str]:
+    """Names :func:`load` accepts, sorted."""
+    return sorted(LOADERS)
+
+
+def load(name: str, *, data_dir: str | os.PathLike | None = None,
+         device: torch.device | str = "cpu", normalize: str = "scale",
+         validation: float | int = 0, split_seed: int = 0, download: bool = True) -> Dataset:
+    """Load a data set whole, as tensors on ``device``.
+
+    name: one of :func:`available` (case and ``_``/``-`` are not significant).
+    data_dir: a folder searched first (and its ``<name>/`` subfolder); then system folders
+        (``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST) and the user cache,
+        ``$BIOCREDIT_DATA/<name>`` or else ``~/.cache/biocredit/<name>``.
+    normalize: ``"scale"`` maps pixels to [0, 1]; ``"standardize"`` then subtracts the
+        per-channel mean and divides by the per-channel std of the training split (after
+        the validation hold-out), applied alike to every split.
+    validation: a fraction in (0, 1) (rounded, at least one example) or a count of training
+        examples held out as ``val_x``/``val_y``, chosen by a permutation drawn from a
+        ``torch.Generator`` seeded with ``split_seed``; 0 holds out nothing.
+    download: fetch missing files into the cache (MD5-checked, 30 s timeout).
+
+    Raises ``ValueError`` for a bad argument, :class:`DatasetNotFoundError` when the files
+    are nowhere to be found or fetched, :class:`CorruptDatasetError` for a damaged file.
+    """
+    key = str(name).strip().lower().replace("_", "-")
+    if key not in LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(available())}")
+    check_normalize(normalize)
+    check_validation(validation)
+    raw = LOADERS[key](data_dir=data_dir, download=download)
+    return build(key, raw, normalize=normalize, validation=validation, split_seed=split_seed,
+                 device=device)

@@ -1,0 +1,50 @@
+"""How close a rule's update is to back-propagation's."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..layers import exact_gradients
+from ..models.network import Network
+
+
+def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Angle in degrees between ``a`` and ``b`` seen as flat vectors:
+    ``arccos(⟨a, b⟩ / (‖a‖ ‖b‖))``; NaN when either is zero."""
+    a, b = a.detach().flatten().double(), b.detach().flatten().double()
+    denom = a.norm() * b.norm()
+    if denom == 0:
+        return math.nan
+    cos = (a @ b / denom).clamp(-1.0, 1.0)
+    return math.degrees(math.acos(cos.item()))
+
+
+def update_alignment(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
+                     loss_fn) -> list[float]:
+    """Per hidden layer, the angle between the rule's weight gradient and BP's on the batch
+    ``(x, target)`` with the current weights (Lillicrap's Fig. 2b).
+
+    The net is put in eval mode (no dropout) for both passes; BP's gradient is one extra
+    backward through the same net with every feedback tied to its forward weight and no cut.
+    Existing ``.grad`` values are restored afterwards.
+    """
+    weights = [block.layer.weight for block in net.blocks]
+    params = [p for p in net.parameters() if p.requires_grad]
+    saved = [p.grad for p in params]
+    was_training = net.training
+    net.eval()
+    try:
+        for p in params:
+            p.grad = None
+        rule.backward(net, x, target, loss_fn)
+        rule_grads = [w.grad for w in weights]
+        with torch.enable_grad(), exact_gradients(net):
+            bp_grads = torch.autograd.grad(loss_fn(net(x), target), weights)
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+        net.train(was_training)
+    return [angle_deg(r, b) if r is not None else math.nan
+            for r, b in zip(rule_grads, bp_grads)]

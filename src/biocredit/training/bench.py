@@ -1,0 +1,67 @@
+"""Step-time benchmark: forward, rule backward and optimizer step, rules interleaved."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+
+import torch
+
+from .. import losses, models, rules
+from .loop import make_optimizer
+from .run import resolve_device, seeded_generator
+
+
+def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
+              batch_size: int = 128, steps: int = 50, warmup: int = 10,
+              input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
+              optimizer: str = "sgd", lr: float = 1e-3, loss: str = "ce",
+              device: str = "cpu", seed: int = 0) -> dict:
+    """Median wall time of one full training step per rule, in milliseconds.
+
+    Every rule trains its own copy of the same model on the same random batch; the rules take
+    turns step by step in one process, so drifts in machine speed hit them alike. BP is always
+    timed, as the reference for ``ratio_to_bp``.
+    """
+    names = list(dict.fromkeys(["bp", *rule_names]))
+    for name in names:
+        rules.get(name)
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    base = models.create(model, input_shape, num_classes).to(dev)
+    x = torch.randn(batch_size, *input_shape, device=dev)
+    y = torch.randint(0, num_classes, (batch_size,), device=dev)
+    loss_fn = losses.create(loss)
+    setups = {}
+    for name in names:
+        rule = rules.create(name)
+        net = rule.attach(base, generator=seeded_generator(seed, 1))
+        setups[name] = (rule, net, make_optimizer(optimizer, net.parameters(), lr))
+
+    def step(rule, net, opt):
+        opt.zero_grad(set_to_none=True)
+        rule.backward(net, x, y, loss_fn)
+        opt.step()
+        rule.after_step(net)
+
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(warmup + steps):
+        for name, setup in setups.items():
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            start = time.perf_counter()
+            step(*setup)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    medians = {name: 1000 * statistics.median(t) for name, t in times.items()}
+    return {
+        "model": model, "batch_size": batch_size, "steps": steps, "warmup": warmup,
+        "optimizer": optimizer, "device": str(dev), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.machine(),
+        "rules": {name: {"step_ms": ms, "ratio_to_bp": ms / medians["bp"]}
+                  for name, ms in medians.items()},
+    }

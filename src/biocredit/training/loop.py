@@ -1,0 +1,85 @@
+"""The training loop: whole datasets as tensors, shuffled index batches, no per-example work.
+
+The loop never asks which rule it runs: ``rule.backward`` fills the gradients,
+``optimizer.step`` applies them, ``rule.after_step`` updates the rule's own state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..models.network import Network
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+ProgressFn = Callable[[int, int, float], None]
+
+
+def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
+                optimizer: torch.optim.Optimizer, batch_size: int,
+                generator: torch.Generator, progress: ProgressFn | None = None,
+                check_every: int = 50) -> float:
+    """One pass over ``(x, y)`` in a random order drawn from ``generator``; returns the mean
+    training loss. The loss is read back (a device sync) only every ``check_every`` steps,
+    to report progress and stop a diverging run with :class:`TrainingDiverged`."""
+    net.train()
+    n = len(x)
+    order = torch.randperm(n, generator=generator).to(x.device)
+    steps = math.ceil(n / batch_size)
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    seen = 0
+    for step in range(steps):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        result = rule.backward(net, x[idx], y[idx], loss_fn)
+        optimizer.step()
+        rule.after_step(net)
+        total += result.loss.double() * len(idx)
+        seen += len(idx)
+        if (step + 1) % check_every == 0 or step + 1 == steps:
+            mean = total.item() / seen
+            if not math.isfinite(mean):
+                raise TrainingDiverged(f"the training loss became {mean} at step {step + 1} "
+                                       "of the epoch; try a smaller learning rate")
+            if progress is not None:
+                progress(step + 1, steps, mean)
+    return total.item() / n
+
+
+@torch.no_grad()
+def evaluate(net: Network, x: torch.Tensor, y: torch.Tensor, loss_fn,
+             batch_size: int = 1000) -> tuple[float, float]:
+    """Mean loss and error rate (fraction misclassified) of ``net`` in eval mode."""
+    was_training = net.training
+    net.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+    wrong = torch.zeros((), dtype=torch.int64, device=x.device)
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        logits = net(xb)
+        loss_sum += loss_fn(logits, yb).double() * len(xb)
+        wrong += (loss_fn.predict(logits) != yb).sum()
+    net.train(was_training)
+    return loss_sum.item() / len(x), wrong.item() / len(x)
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.0,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``sgd`` (with optional momentum), ``rmsprop`` or ``adam``."""
+    params = [p for p in params if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")

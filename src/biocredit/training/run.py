@@ -1,0 +1,192 @@
+"""One training run from a config to a folder of results.
+
+``out/config.json`` (the full config), ``out/metrics.jsonl`` (one row per epoch),
+``out/summary.json`` and ``out/model.pt`` (the trained network's ``state_dict``, feedback
+included), each written atomically. A diverging run stops with :class:`TrainingDiverged`
+after writing what it had, with ``"status": "diverged"`` in its summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import data as datasets
+from .. import losses, models, rules
+from ..metrics import update_alignment
+from .loop import TrainingDiverged, evaluate, make_optimizer, train_epoch
+from .results import write_json, write_jsonl
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; ``config.json`` is this, as a dict."""
+
+    rule: str = "dfa"
+    rule_options: dict[str, Any] = field(default_factory=dict)
+    model: str = "mlp:2x800:tanh"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    data: str = "digits"
+    data_dir: str | None = None
+    normalize: str = "scale"
+    validation: float = 0.0
+    loss: str = "ce"
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    probe_size: int = 256
+
+    def validate(self) -> None:
+        """Fail early, with a clear message, on names and values that cannot work."""
+        rules.create(self.rule, **self.rule_options)
+        losses.create(self.loss)
+        if self.data not in datasets.available():
+            raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
+                             f"{', '.join(datasets.available())}")
+        for name in ("epochs", "batch_size", "probe_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"the learning rate must be positive; got {self.lr}")
+        resolve_device(self.device)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for, but this torch build sees no CUDA "
+                         "GPU; use --device cpu")
+    return device
+
+
+def seeded_generator(seed: int, stream: int) -> torch.Generator:
+    """An independent CPU generator per random stream (feedback, data order) of a run."""
+    return torch.Generator().manual_seed(seed * 1000 + stream)
+
+
+def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
+    """The model (seeded), the rule attached to it, the loss and the optimizer."""
+    torch.manual_seed(config.seed)
+    model = models.create(config.model, dataset.input_shape, dataset.num_classes,
+                          **config.model_options).to(device)
+    rule = rules.create(config.rule, **config.rule_options)
+    net = rule.attach(model, generator=seeded_generator(config.seed, 1))
+    optimizer = make_optimizer(config.optimizer, net.parameters(), config.lr,
+                               config.momentum, config.weight_decay)
+    return net, rule, losses.create(config.loss), optimizer
+
+
+def load_dataset(config: RunConfig, device: torch.device) -> datasets.Dataset:
+    return datasets.load(config.data, data_dir=config.data_dir, device=device,
+                         normalize=config.normalize, validation=config.validation)
+
+
+EpochFn = Callable[[dict], None]
+
+
+def run(config: RunConfig, out_dir: str | os.PathLike, *,
+        dataset: datasets.Dataset | None = None,
+        progress: Callable[[int, int, int, float], None] | None = None,
+        on_epoch: EpochFn | None = None) -> dict:
+    """Train as ``config`` says and write the results to ``out_dir``; returns the summary.
+
+    ``progress(epoch, step, steps, mean_loss)`` is called during each epoch,
+    ``on_epoch(row)`` after it. ``dataset`` may be given to share one loaded copy.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", dataclasses.asdict(config))
+    if dataset is None:
+        dataset = load_dataset(config, device)
+    dataset = dataset.to(device)
+    net, rule, loss_fn, optimizer = build(config, dataset, device)
+    order = seeded_generator(config.seed, 2)
+    probe_x = dataset.train_x[:config.probe_size]
+    probe_y = dataset.train_y[:config.probe_size]
+
+    rows: list[dict] = []
+    summary = {
+        "rule": config.rule, "rule_options": config.rule_options, "model": config.model,
+        "data": config.data, "loss": config.loss, "optimizer": config.optimizer,
+        "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
+        "seed": config.seed, "device": str(device),
+        "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "status": "running",
+    }
+    total_seconds = 0.0
+    try:
+        for epoch in range(1, config.epochs + 1):
+            def report(step, steps, mean, epoch=epoch):
+                if progress is not None:
+                    progress(epoch, step, steps, mean)
+
+            start = time.perf_counter()
+            train_loss = train_epoch(net, rule, dataset.train_x, dataset.train_y, loss_fn,
+                                     optimizer, config.batch_size, order, report)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - start
+            total_seconds += seconds
+            row = {"epoch": epoch, "train_loss": train_loss}
+            _, row["train_error"] = evaluate(net, dataset.train_x, dataset.train_y, loss_fn)
+            row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, dataset.test_y,
+                                                           loss_fn)
+            if dataset.val_x is not None:
+                _, row["val_error"] = evaluate(net, dataset.val_x, dataset.val_y, loss_fn)
+            row["seconds"] = seconds
+            row["angle_deg"] = update_alignment(net, rule, probe_x, probe_y, loss_fn)
+            rows.append(row)
+            write_jsonl(out / "metrics.jsonl", rows)
+            if on_epoch is not None:
+                on_epoch(row)
+        summary["status"] = "completed"
+    except TrainingDiverged as err:
+        summary["status"] = "diverged"
+        summary["message"] = str(err)
+        raise
+    finally:
+        last = rows[-1] if rows else {}
+        summary.update({
+            "epochs_completed": len(rows),
+            "test_error": last.get("test_error"),
+            "train_error": last.get("train_error"),
+            "val_error": last.get("val_error"),
+            "mean_angle_deg": _mean(last.get("angle_deg", [])),
+            "seconds": total_seconds,
+        })
+        write_json(out / "summary.json", summary)
+        if rows:
+            save_checkpoint(net, out / "model.pt")
+    return summary
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def save_checkpoint(net: torch.nn.Module, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(net.state_dict(), tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,128 @@
+"""Contract tests every registered rule must pass (parametrized over ``rules.available()``)."""
+
+import pytest
+import torch
+
+import biocredit
+import biocredit.losses as L
+import biocredit.rules as R
+
+RULES = R.available()
+
+
+def attach(name, net, seed=1, **options):
+    return R.create(name, **options).attach(net, generator=torch.Generator().manual_seed(seed))
+
+
+def grads(net):
+    return {k: p.grad.clone() for k, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_every_trainable_parameter_gets_a_finite_gradient(name, small_mlp, batch):
+    net = attach(name, small_mlp)
+    R.create(name).backward(net, *batch, L.create("ce"))
+    for key, p in net.named_parameters():
+        assert p.grad is not None, f"{name}: {key} got no gradient"
+        assert torch.isfinite(p.grad).all(), key
+        assert p.grad.abs().sum() > 0, f"{name}: {key} got an all-zero gradient"
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_feedback_state_is_buffers_without_gradients(name, small_mlp, batch):
+    net = attach(name, small_mlp)
+    R.create(name).backward(net, *batch, L.create("ce"))
+    params = {k for k, _ in net.named_parameters()}
+    for key, buf in net.named_buffers():
+        assert key not in params
+        assert buf.grad is None and not buf.requires_grad, key
+    # Feedback rules hold feedback; BP (fast path) holds none.
+    has_feedback = any(v.feedback is not None for v in biocredit.layer_views(net))
+    assert has_feedback == (name != "bp")
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_state_dict_round_trips_the_feedback(name, small_mlp, batch):
+    a = attach(name, small_mlp, seed=1)
+    b = attach(name, small_mlp, seed=2)
+    b.load_state_dict(a.state_dict())
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    rule = R.create(name)
+    rule.backward(a, *batch, L.create("ce"))
+    rule.backward(b, *batch, L.create("ce"))
+    for key, g in grads(a).items():
+        assert torch.equal(g, grads(b)[key]), key
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_same_seed_same_result_and_different_seed_different_feedback(name, small_mlp, batch):
+    runs = []
+    for seed in (3, 3, 4):
+        net = attach(name, small_mlp, seed=seed)
+        R.create(name).backward(net, *batch, L.create("ce"))
+        runs.append(grads(net))
+    for key in runs[0]:
+        assert torch.equal(runs[0][key], runs[1][key]), key
+    if name != "bp":
+        assert any(not torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_attach_never_mutates_the_callers_model(name, small_mlp, batch):
+    before = {k: v.clone() for k, v in small_mlp.state_dict().items()}
+    types = [type(m) for m in small_mlp.modules()]
+    net = attach(name, small_mlp)
+    R.create(name).backward(net, *batch, L.create("ce"))
+    torch.optim.SGD(net.parameters(), lr=0.5).step()
+    assert [type(m) for m in small_mlp.modules()] == types
+    for key, value in small_mlp.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(p.grad is None for p in small_mlp.parameters())
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_rule_trains_with_any_optimizer(name, small_mlp, batch):
+    """Forty Adam steps fit one small batch: the gradients point downhill."""
+    net = attach(name, small_mlp)
+    rule, loss_fn = R.create(name), L.create("ce")
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    first = None
+    for _ in range(40):
+        opt.zero_grad()
+        result = rule.backward(net, *batch, loss_fn)
+        opt.step()
+        rule.after_step(net)
+        first = result.loss.item() if first is None else first
+    assert result.loss.item() < 0.1 * first
+
+
+def test_unknown_rule_lists_the_valid_ones():
+    with pytest.raises(ValueError) as err:
+        R.create("backprop")
+    for name in RULES:
+        assert name in str(err.value)
+
+
+def test_unknown_option_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="feedback_scale"):
+        R.create("fa", scale=2)
+
+
+def test_attach_refuses_a_plain_module():
+    with pytest.raises(TypeError, match="models.create"):
+        R.create("fa").attach(torch.nn.Linear(3, 2))
+
+
+def test_layer_views_show_weight_feedback_and_gradient(small_mlp, batch):
+    net = attach("dfa", small_mlp)
+    R.create("dfa").backward(net, *batch, L.create("ce"))
+    views = biocredit.layer_views(net)
+    assert [v.name for v in views] == ["blocks.0.layer", "blocks.1.layer", "head.layer"]
+    assert [tuple(v.feedback.shape) for v in views[:2]] == [(4, 9), (4, 7)]
+    assert views[2].feedback is None
+    assert all(v.grad is views_w.weight.grad for v, views_w in zip(views, views))
+    fa = attach("fa", small_mlp)
+    shapes = [None if v.feedback is None else tuple(v.feedback.shape)
+              for v in biocredit.layer_views(fa)]
+    assert shapes == [None, (7, 9), (4, 7)]
