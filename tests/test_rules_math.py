@@ -18,6 +18,7 @@ from torch import nn
 import biocredit.losses as L
 import biocredit.models as M
 import biocredit.rules as R
+from biocredit.layers import FeedbackLinear
 
 RTOL, ATOL = 1e-10, 1e-12
 BATCH = 8
@@ -203,8 +204,6 @@ def test_bp_matches_numpy(shape, activation, loss, through_feedback):
     trained, result = run_rule(R.create("bp", through_feedback=through_feedback), net, x, y, loss)
     np.testing.assert_allclose(result.logits.numpy(), logits, rtol=RTOL, atol=ATOL)
     assert_grads(trained, dW, db)
-    # The loss value too (mean CE / BCE summed over classes, averaged over the batch).
-    assert torch.isfinite(result.loss)
 
 
 def test_bp_loss_values_match_numpy():
@@ -240,7 +239,6 @@ def test_bp_through_feedback_is_bit_exact_autograd():
     for through in (True, False):
         trained, _ = run_rule(R.create("bp", through_feedback=through), net, x, y)
         if through:
-            from biocredit.layers import FeedbackLinear
             assert all(isinstance(lay, FeedbackLinear) for lay in trained.weight_layers()[1:])
         for lay, r in zip(trained.weight_layers(), ref):
             assert torch.equal(lay.weight.grad, r.weight.grad)
@@ -394,8 +392,9 @@ def test_dfa_one_hidden_layer_with_b1_equal_w2t_is_bp():
     dfa.backward(trained, x, y, L.create("ce"))
     bp_net, _ = run_rule(R.create("bp"), net, x, y)
     for a, b in zip(trained.weight_layers(), bp_net.weight_layers()):
-        torch.testing.assert_close(a.weight.grad, b.weight.grad, rtol=0, atol=1e-15)
-        torch.testing.assert_close(a.bias.grad, b.bias.grad, rtol=0, atol=1e-15)
+        # Same mm (e @ W_2) on both paths, so equal bit for bit in float64 on the CPU.
+        assert torch.equal(a.weight.grad, b.weight.grad)
+        assert torch.equal(a.bias.grad, b.bias.grad)
     # The transposed layout would be wrong (and is not even the right shape unless n_1 = C).
     assert trained.direct_feedback.matrix.shape == trained.head.layer.weight.shape
 
@@ -470,8 +469,6 @@ def test_zero_init_fa_first_layer_still_gets_a_signal():
 
 # -- a convention the docs and torch disagree on ---------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="ALGORITHMS.md: hardtanh' = 1 for |a| <= 1; torch's "
-                   "Hardtanh (used by the library) has derivative 0 at exactly a = ±1")
 def test_hardtanh_derivative_at_the_boundary():
     net = make_net("mlp:1x3:hardtanh", 2, 2, init="zero")
     with torch.no_grad():

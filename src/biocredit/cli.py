@@ -73,6 +73,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="model spec, e.g. mlp:2x800:tanh (DEPTHxWIDTH:ACTIVATION)")
     p.add_argument("--data", default="digits", help=f"one of: {', '.join(datasets.available())}")
     p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--no-download", action="store_true",
+                   help="never download a missing dataset")
     p.add_argument("--normalize", choices=("scale", "standardize"), default="scale")
     p.add_argument("--validation", type=float, default=0.0,
                    help="hold out this fraction (or count, if >= 1) of the training set")
@@ -134,7 +136,8 @@ def config_from(args, rule: str) -> RunConfig:
         rule=rule, rule_options=parse_rule_options(rule, args.rule_option), model=args.model,
         model_options={"init": args.init, "dropout_input": args.dropout_input,
                        "dropout_hidden": args.dropout_hidden},
-        data=args.data, data_dir=args.data_dir, normalize=args.normalize,
+        data=args.data, data_dir=args.data_dir, download=not args.no_download,
+        normalize=args.normalize,
         validation=args.validation, loss=args.loss, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,

@@ -16,7 +16,7 @@ from .errors import CorruptDatasetError
 def _check_member(archive: Path, member: tarfile.TarInfo, top: str) -> PurePosixPath:
     name = member.name
     rel = PurePosixPath(name)
-    if name.startswith(("/", "\\")) or rel.is_absolute() or (len(name) > 1 and name[1] == ":"):
+    if name.startswith(("/", "\\")) or rel.is_absolute():
         raise CorruptDatasetError(f"{archive}: refusing member with an absolute path: {name!r}")
     if ".." in rel.parts or "\\" in name:
         raise CorruptDatasetError(f"{archive}: refusing member with '..' in its path: {name!r}")
@@ -57,9 +57,13 @@ def extract_folder(archive: str | Path, top: str, dest_dir: str | Path) -> Path:
         extracted = tmp / top
         if not extracted.is_dir():
             raise CorruptDatasetError(f"{archive}: archive holds no {top}/ folder")
-        if not target.exists():
-            os.replace(extracted, target)
-        else:  # an incomplete folder is already there: add what it lacks, touch nothing else
+        try:
+            os.replace(extracted, target)  # atomic when nothing is there yet
+        except OSError:
+            if not target.is_dir():
+                raise
+            # a folder is already there (incomplete, or just unpacked by another process):
+            # add what it lacks and touch nothing else
             for src in sorted(extracted.rglob("*")):
                 dst = target / src.relative_to(extracted)
                 if src.is_dir():

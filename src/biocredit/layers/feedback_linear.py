@@ -72,6 +72,8 @@ class FeedbackLinear(nn.Linear):
             if layer.bias is not None:
                 new.bias.copy_(layer.bias)
         new.weight.requires_grad_(layer.weight.requires_grad)
+        if layer.bias is not None:
+            new.bias.requires_grad_(layer.bias.requires_grad)
         if feedback is not None:
             new.set_feedback(feedback)
         return new

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 from .init import initialize
 from .network import Block, Network
+
+class SaturatedLinear(nn.Module):
+    """Amit's saturated linearity ``σ(a) = clip(a, −1, 1)`` with ``σ'(a) = 1`` for ``|a| ≤ 1``
+    (inclusive, unlike ``nn.Hardtanh``, whose derivative is 0 at exactly ±1) and 0 outside."""
+
+    def forward(self, a):
+        return torch.where(a.abs() <= 1, a, a.sign())
+
 
 ACTIVATIONS = {
     "tanh": nn.Tanh,
     "logistic": nn.Sigmoid,
     "relu": nn.ReLU,
     # Amit's saturated linearity: clip(h, -1, 1), derivative 1 inside, 0 outside.
-    "hardtanh": nn.Hardtanh,
+    "hardtanh": SaturatedLinear,
 }
 
 

@@ -36,6 +36,7 @@ class RunConfig:
     model_options: dict[str, Any] = field(default_factory=dict)
     data: str = "digits"
     data_dir: str | None = None
+    download: bool = True
     normalize: str = "scale"
     validation: float = 0.0
     loss: str = "ce"
@@ -97,7 +98,8 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
 
 def load_dataset(config: RunConfig, device: torch.device) -> datasets.Dataset:
     return datasets.load(config.data, data_dir=config.data_dir, device=device,
-                         normalize=config.normalize, validation=config.validation)
+                         normalize=config.normalize, validation=config.validation,
+                         download=config.download)
 
 
 EpochFn = Callable[[dict], None]

@@ -1,0 +1,122 @@
+"""The command line end to end on the embedded ``digits`` data."""
+
+import json
+
+import pytest
+
+from biocredit.cli import main
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def train(tmp_path, *extra, name="run"):
+    out = tmp_path / name
+    code = main(["train", "--model", "mlp:1x32:tanh", "--data", "digits", "--epochs", "2",
+                 "--batch-size", "64", "--quiet", "--out", str(out), *extra])
+    return code, out
+
+
+def test_train_writes_config_metrics_and_summary(tmp_path, capsys):
+    code, out = train(tmp_path, "--rule", "dfa", "--model", "mlp:2x32:tanh", "--lr", "0.01")
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["rule"] == "dfa" and config["model"] == "mlp:2x32:tanh"
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for row in rows:
+        assert set(row) >= {"epoch", "train_loss", "train_error", "test_error", "seconds",
+                            "angle_deg"}
+        assert 0 <= row["train_error"] <= 1 and 0 <= row["test_error"] <= 1
+        assert len(row["angle_deg"]) == 2 and all(0 < a < 90 for a in row["angle_deg"])
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("rule", "model", "data", "epochs", "seed", "test_error", "train_error",
+                "seconds"):
+        assert key in summary
+    assert summary["status"] == "completed"
+    assert summary["test_error"] == rows[-1]["test_error"]
+    assert summary["test_error"] < 0.25  # two epochs already learn digits
+    assert (out / "model.pt").exists()
+    assert "test error" in capsys.readouterr().out
+
+
+def test_same_seed_same_numbers_on_the_cpu(tmp_path):
+    numbers = []
+    for name in ("a", "b"):
+        assert train(tmp_path, "--rule", "fa", "--dropout-hidden", "0.2", name=name)[0] == 0
+        rows = read_jsonl(tmp_path / name / "metrics.jsonl")
+        numbers.append([(r["train_loss"], r["test_error"], r["angle_deg"]) for r in rows])
+    assert numbers[0] == numbers[1]
+    assert train(tmp_path, "--rule", "fa", "--dropout-hidden", "0.2", "--seed", "1",
+                 name="c")[0] == 0
+    other = read_jsonl(tmp_path / "c" / "metrics.jsonl")
+    assert [r["train_loss"] for r in other] != [n[0] for n in numbers[0]]
+
+
+def test_compare_trains_each_rule_and_prints_a_table(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--rules", "bp,fa,dfa", "--model", "mlp:1x32:tanh", "--data",
+                 "digits", "--epochs", "1", "--quiet", "--out", str(out)])
+    assert code == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert list(comparison["rules"]) == ["bp", "fa", "dfa"]
+    for rule in ("bp", "fa", "dfa"):
+        assert (out / rule / "summary.json").exists()
+    assert comparison["rules"]["bp"]["mean_angle_deg"] < 1e-3
+    table = capsys.readouterr().out
+    assert "test error" in table and all(r in table for r in ("bp", "fa", "dfa"))
+
+
+def test_bench_reports_median_step_and_ratio(tmp_path):
+    path = tmp_path / "bench.json"
+    code = main(["bench", "--model", "mlp:2x64:tanh", "--batch-size", "16", "--rules",
+                 "fa,dfa", "--steps", "3", "--warmup", "1", "--json", str(path)])
+    assert code == 0
+    result = json.loads(path.read_text())
+    assert set(result["rules"]) == {"bp", "fa", "dfa"}
+    assert result["rules"]["bp"]["ratio_to_bp"] == 1.0
+    for r in result["rules"].values():
+        assert r["step_ms"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--rule", "nope"], "available rules: bp, dfa, fa, ifa"),
+    (["train", "--model", "cnn:3"], "available models: mlp"),
+    (["train", "--model", "mlp:2y8:tanh"], "DEPTHxWIDTH"),
+    (["train", "--model", "mlp:2x8:swish"], "choose from hardtanh, logistic, relu, tanh"),
+    (["train", "--data", "imagenet"], "available datasets"),
+    (["train", "--loss", "mse"], "available losses"),
+    (["train", "--device", "cuda:0"], "no CUDA"),
+    (["train", "-O", "nope=1"], "has the option 'nope'"),
+    (["compare", "--rules", "bp,zz"], "available rules"),
+])
+def test_bad_input_gives_a_clear_error(tmp_path, capsys, args, message):
+    code = main([*args, "--quiet", "--out", str(tmp_path / "x")] if args[0] != "bench"
+                else args)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("biocredit: error:")
+    assert message in err
+
+
+def test_missing_dataset_says_where_it_looked(tmp_path, capsys, monkeypatch):
+    import biocredit.data.locate as locate
+    monkeypatch.setattr(locate, "SYSTEM_DIRS", {}, raising=False)
+    monkeypatch.setenv("BIOCREDIT_DATA", str(tmp_path / "cache"))
+    code = main(["train", "--data", "mnist", "--data-dir", str(tmp_path / "nowhere"),
+                 "--no-download",
+                 "--quiet", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(tmp_path / "nowhere") in err
+
+
+def test_diverging_run_stops_with_a_message_and_keeps_its_files(tmp_path, capsys):
+    code, out = train(tmp_path, "--rule", "bp", "--model", "mlp:1x32:relu",
+                      "--optimizer", "sgd", "--lr", "1e30")
+    assert code == 1
+    assert "diverged" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "learning rate" in summary["message"]
+    assert (out / "config.json").exists()
