@@ -216,6 +216,31 @@ def test_tar_with_unsafe_member_is_refused(isolated, evil):
     assert [p.name for p in d.iterdir()] == ["cifar-100-python.tar.gz"]
 
 
+def test_truncated_tar_gz(isolated):
+    src = isolated / "src"
+    make_cifar100(src / "cifar-100-python")
+    d = isolated / "d"
+    d.mkdir()
+    make_tar(d / "cifar-100-python.tar.gz", src, ["cifar-100-python"])
+    archive = d / "cifar-100-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:-200])
+    with pytest.raises(CorruptDatasetError, match="cifar-100-python.tar.gz"):
+        load("cifar100", data_dir=d, download=False)
+    assert [p.name for p in d.iterdir()] == ["cifar-100-python.tar.gz"]
+
+
+def test_tar_completes_an_incomplete_folder_without_overwriting(isolated):
+    src = isolated / "src"
+    make_cifar100(src / "cifar-100-python")
+    d = isolated / "d"
+    (d / "cifar-100-python").mkdir(parents=True)
+    make_tar(d / "cifar-100-python.tar.gz", src, ["cifar-100-python"])
+    kept = {b"data": cifar_rows(1, 5), b"fine_labels": [77]}
+    write_pickle(d / "cifar-100-python" / "test", kept)
+    ds = load("cifar100", data_dir=d, download=False)
+    assert ds.test_y.tolist() == [77] and ds.train_y.tolist() == [0, 99, 50, 1]
+
+
 def test_pickle_with_foreign_global_is_refused(isolated):
     make_cifar100(isolated / "d" / "cifar-100-python")
     (isolated / "d" / "cifar-100-python" / "test").write_bytes(

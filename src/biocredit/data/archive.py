@@ -31,9 +31,10 @@ def _check_member(archive: Path, member: tarfile.TarInfo, top: str) -> PurePosix
 def extract_folder(archive: str | Path, top: str, dest_dir: str | Path) -> Path:
     """Extract ``archive`` (whose members must all lie under ``top/``) into ``dest_dir``.
 
-    Members with absolute paths, ``..`` or link/device types are refused before anything
-    is written. The archive is unpacked into a temporary folder beside the destination
-    and moved into place at the end, so an interrupted run leaves no half-written folder.
+    Members with absolute paths, ``..``, or link/device types make the whole archive be
+    refused. It is unpacked into a temporary folder beside the destination and moved into
+    place only at the end, so a refused, damaged or interrupted archive leaves nothing
+    behind. If ``dest_dir / top`` already exists, only the files it lacks are added.
     Returns ``dest_dir / top``.
     """
     archive, dest_dir = Path(archive), Path(dest_dir)

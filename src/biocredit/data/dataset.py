@@ -72,6 +72,7 @@ class Dataset:
 
 
 def check_normalize(normalize: str) -> None:
+    """Reject anything but the names in ``NORMALIZATIONS``."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {', '.join(map(repr, NORMALIZATIONS))}; "
                          f"got {normalize!r}")
@@ -128,19 +129,19 @@ def build(name: str, raw: Raw, *, normalize: str, validation: float | int, split
           device: torch.device | str) -> Dataset:
     """Scale to [0, 1], hold out the validation examples, optionally standardize, move."""
     check_normalize(normalize)
+
     def images(a) -> torch.Tensor:
-        return torch.from_numpy(np.array(a, dtype=np.float32)).div_(max_value)
+        return torch.from_numpy(np.array(a, dtype=np.float32)).div_(raw.max_value)
 
     def labels(a) -> torch.Tensor:
         return torch.from_numpy(np.array(a, dtype=np.int64))
 
-    max_value = raw.max_value
     tr_x, tr_y = images(raw.train_x), labels(raw.train_y)
     te_x, te_y = images(raw.test_x), labels(raw.test_y)
     va_x = va_y = None
     count = validation_count(validation, len(tr_x))
     if count:
         tr_x, tr_y, va_x, va_y = split_validation(tr_x, tr_y, count, split_seed)
-    if normalize == "standardize":
+    if normalize == "standardize":  # statistics of what is left for training only
         standardize_(tr_x, va_x, te_x)
     return Dataset(name, tr_x, tr_y, te_x, te_y, raw.num_classes, va_x, va_y).to(device)
