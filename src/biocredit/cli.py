@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"biocredit: training diverged: {err}. What was written so far is kept.",
               file=sys.stderr)
         return 1
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:
         print(f"biocredit: error: {err}", file=sys.stderr)
         return 2
 

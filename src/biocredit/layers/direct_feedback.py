@@ -17,7 +17,8 @@ class DirectFeedback(nn.Module):
     ``state_dict`` carries it.
     """
 
-    def __init__(self, matrix: torch.Tensor, shapes: Sequence[Sequence[int]]):
+    def __init__(self, matrix: torch.Tensor, shapes: Sequence[Sequence[int]],
+                 mask: torch.Tensor | None = None):
         super().__init__()
         self.shapes = [tuple(s) for s in shapes]
         self.sizes = [math.prod(s) for s in self.shapes]
@@ -25,6 +26,8 @@ class DirectFeedback(nn.Module):
             raise ValueError(f"direct feedback matrix must be C x {sum(self.sizes)}; "
                              f"got {tuple(matrix.shape)}")
         self.register_buffer("matrix", matrix)
+        self.register_buffer("mask", mask)  # 0/1: the connections kept (sparse feedback)
+        self.register_buffer("mask", mask)
 
     def forward(self, error: torch.Tensor) -> list[torch.Tensor]:
         flat = error @ self.matrix

@@ -48,10 +48,14 @@ class LinearFeedbackFunction(torch.autograd.Function):
 class FeedbackLinear(nn.Linear):
     """``nn.Linear`` with a feedback matrix used in place of ``W`` in the backward pass.
 
-    ``feedback`` is a buffer (fixed random feedback) or a parameter (learned feedback) with
-    the weight's shape. ``feedback=None`` ties it to the weight: exact back-propagation.
-    Inside :func:`exact_gradients` every layer uses its weight, so the same module computes
-    the BP reference gradient.
+    ``feedback`` is a buffer with the weight's shape (rules that learn it update it in
+    place). ``feedback=None`` ties it to the weight: exact back-propagation. Inside
+    :func:`exact_gradients` every layer uses its weight, so the same module computes the BP
+    reference gradient.
+
+    Sparse connectivity: an optional buffer ``weight_mask`` (0/1, the weight's shape) makes
+    the effective weight ``W ⊙ M``, so masked connections are zero whatever the optimizer
+    does; an optional ``feedback_mask`` is kept by rules that learn their feedback.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -59,6 +63,8 @@ class FeedbackLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.exact = False
         self.register_buffer("feedback", None)
+        self.register_buffer("weight_mask", None)
+        self.register_buffer("feedback_mask", None)
         if feedback is not None:
             self.set_feedback(feedback)
 
@@ -74,9 +80,22 @@ class FeedbackLinear(nn.Linear):
         new.weight.requires_grad_(layer.weight.requires_grad)
         if layer.bias is not None:
             new.bias.requires_grad_(layer.bias.requires_grad)
+        if getattr(layer, "weight_mask", None) is not None:
+            new.set_weight_mask(layer.weight_mask)
         if feedback is not None:
             new.set_feedback(feedback)
         return new
+
+    def set_weight_mask(self, mask: torch.Tensor) -> None:
+        """Fix the connections where ``mask`` is 0 at zero (the stored weight too)."""
+        mask = mask.detach().to(self.weight)
+        self.weight_mask = mask
+        with torch.no_grad():
+            self.weight.mul_(mask)
+
+    def effective_weight(self) -> torch.Tensor:
+        """``W ⊙ M`` with a connectivity mask, else ``W``."""
+        return self.weight if self.weight_mask is None else self.weight * self.weight_mask
 
     def set_feedback(self, feedback: torch.Tensor) -> None:
         if tuple(feedback.shape) != tuple(self.weight.shape):
@@ -84,18 +103,16 @@ class FeedbackLinear(nn.Linear):
                              f"weight shape {tuple(self.weight.shape)}")
         self.feedback = feedback.detach().to(self.weight)
 
-    def backward_weight(self) -> torch.Tensor:
-        """The matrix the backward pass multiplies the error by."""
-        if self.exact or self.feedback is None:
-            return self.weight
-        return self.feedback
-
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return LinearFeedbackFunction.apply(input, self.weight, self.bias, self.backward_weight())
+        weight = self.effective_weight()
+        feedback = weight if self.exact or self.feedback is None else self.feedback
+        return LinearFeedbackFunction.apply(input, weight, self.bias, feedback)
 
     def extra_repr(self) -> str:
         kind = "tied (BP)" if self.feedback is None else "feedback"
-        return super().extra_repr() + f", backward={kind}"
+        mask = "" if self.weight_mask is None else \
+            f", density={self.weight_mask.mean().item():.2f}"
+        return super().extra_repr() + f", backward={kind}{mask}"
 
 
 @contextlib.contextmanager

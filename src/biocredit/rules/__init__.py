@@ -9,13 +9,22 @@ from __future__ import annotations
 from .base import (DirectFeedbackRule, LayerFeedbackRule, Rule, StepResult,
                    forward_cut, output_error)
 from .bp import Backprop
+from .brsf import BatchRandomSignFeedback
 from .dfa import DirectFeedbackAlignment
+from .dkp import DirectKolenPollack
 from .fa import FeedbackAlignment
+from .frfb import FixedRandomFeedback
+from .frsf import FixedRandomSignFeedback
 from .ifa import IndirectFeedbackAlignment
+from .kp import KolenPollack
+from .urfb import UpdatedRandomFeedback
+from .usf import UniformSignFeedback
 
 _RULES: dict[str, type[Rule]] = {
     cls.name: cls
-    for cls in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, IndirectFeedbackAlignment)
+    for cls in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, IndirectFeedbackAlignment,
+                KolenPollack, FixedRandomFeedback, UpdatedRandomFeedback, DirectKolenPollack,
+                UniformSignFeedback, BatchRandomSignFeedback, FixedRandomSignFeedback)
 }
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..layers import DirectFeedback, FeedbackLinear
+from ..layers.feedback_init import initial_feedback, sparse_mask
 from ..models.network import Network
 
 
@@ -84,56 +85,73 @@ class Rule:
         """Install the rule's feedback state into ``net`` (a private copy)."""
 
 
-def uniform_feedback(shape: tuple[int, ...], fan_in: int, scale: float | None,
-                     generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
-    """``B ~ U(−s, s)`` with ``s = scale`` or, by default, ``s = 1/√fan_in`` where ``fan_in``
-    is the number of errors each feedback unit sums (the width the feedback comes from)."""
-    bound = scale if scale is not None else 1.0 / math.sqrt(fan_in)
-    b = torch.rand(shape, generator=generator, dtype=like.dtype) * (2 * bound) - bound
-    return b.to(like.device)
+FEEDBACK_OPTIONS: dict[str, Any] = {
+    "feedback_init": "uniform",   # see biocredit.layers.feedback_init
+    "feedback_scale": None,       # spread of the random kinds; default 1/√(width the error comes from)
+    "feedback_density": 1.0,      # fraction of feedback connections kept (Amit's sparse feedback)
+}
 
 
-def feedback_layers(net: Network) -> list[tuple[str, nn.Module]]:
-    """Named weight layers whose input needs an error signal: all but the first block's."""
-    return [(f"blocks.{i}.layer", b.layer) for i, b in enumerate(net.blocks) if i > 0] + \
-        [("head.layer", net.head.layer)]
+class FeedbackRule(Rule):
+    """A rule with feedback matrices, drawn as its options say."""
+
+    defaults = FEEDBACK_OPTIONS
+
+    def make_feedback(self, shape: tuple[int, int], fan_in: int,
+                      generator: torch.Generator | None, like: torch.Tensor):
+        """A new feedback matrix and its connectivity mask (``None`` at full density)."""
+        o = self.options
+        b = initial_feedback(o["feedback_init"], shape, fan_in, scale=o["feedback_scale"],
+                             generator=generator, dtype=like.dtype)
+        mask = None
+        if o["feedback_density"] < 1.0:
+            mask = sparse_mask(shape, o["feedback_density"], generator, like.dtype)
+            b = b * mask
+            mask = mask.to(like.device)
+        return b.to(like.device), mask
 
 
 def with_feedback(layer: nn.Module, feedback: torch.Tensor | None) -> nn.Module:
-    """A copy of weight layer ``layer`` whose backward uses ``feedback`` (``None``: its weight)."""
+    """A copy of weight layer ``layer`` (and its connectivity mask) whose backward uses
+    ``feedback`` (``None``: its weight)."""
     if isinstance(layer, nn.Linear):
         return FeedbackLinear.from_linear(layer, feedback)
     raise TypeError(f"layer feedback is not implemented for {type(layer).__name__}")
 
 
-class LayerFeedbackRule(Rule):
+class LayerFeedbackRule(FeedbackRule):
     """Every weight layer that sends an error downstream multiplies it by its own feedback
-    matrix: ``δh_l = B_{l+1} δa_{l+1}`` (FA and its relatives). The backward is autograd."""
+    matrix: ``δh_l = B_{l+1} δa_{l+1}`` (FA and its relatives). The backward is autograd.
+    The feedback has the weight's layout (``out × in``) and is drawn with ``fan_in = out``."""
 
     def prepare(self, net: Network, generator: torch.Generator | None) -> None:
-        for i, block in enumerate([*net.blocks, net.head]):
-            if i == 0:
-                continue  # the first layer's input (the data) needs no error
-            block.layer = with_feedback(block.layer, self.initial_feedback(block.layer, generator))
-
-    def initial_feedback(self, layer: nn.Module, generator) -> torch.Tensor | None:
-        """The feedback matrix for ``layer`` (in its weight's layout); ``None`` ties it to W."""
-        raise NotImplementedError
+        for block in [*net.blocks[1:], net.head]:  # the data needs no error: skip layer 1
+            w = block.layer.weight
+            feedback, mask = self.make_feedback(tuple(w.shape), w.shape[0], generator, w)
+            block.layer = with_feedback(block.layer, feedback)
+            block.layer.feedback_mask = mask
 
 
-class DirectFeedbackRule(Rule):
+def learned_layers(net: Network) -> list[FeedbackLinear]:
+    """The feedback layers of ``net`` that hold a feedback matrix of their own."""
+    return [m for m in net.modules() if isinstance(m, FeedbackLinear) and m.feedback is not None]
+
+
+class DirectFeedbackRule(FeedbackRule):
     """The graph is cut after every hidden block; block ``l`` receives the teaching signal
     ``δh_l`` from :meth:`hidden_signals` and all block-local gradients (and the output layer's,
     from ``e``) come from one autograd call. No error travels through the forward weights."""
 
     def prepare(self, net: Network, generator: torch.Generator | None) -> None:
         shapes = self.direct_shapes(net.hidden_shapes())
-        num_outputs = net.head.layer.weight.shape[0]
         weight = net.head.layer.weight
-        matrix = uniform_feedback((num_outputs, sum(math.prod(s) for s in shapes)),
-                                  num_outputs, self.options.get("feedback_scale"), generator,
-                                  weight)
-        net.direct_feedback = DirectFeedback(matrix, shapes)
+        num_outputs = weight.shape[0]
+        parts = [self.make_feedback((num_outputs, math.prod(s)), num_outputs, generator, weight)
+                 for s in shapes]
+        masks = [m for _, m in parts]
+        net.direct_feedback = DirectFeedback(
+            torch.cat([b for b, _ in parts], dim=1), shapes,
+            mask=None if masks[0] is None else torch.cat(masks, dim=1))
 
     def direct_shapes(self, hidden_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         """Which blocks get a direct projection of ``e`` (default: all of them)."""

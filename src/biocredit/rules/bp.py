@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .base import LayerFeedbackRule
+from .base import Rule, with_feedback
 
 
-class Backprop(LayerFeedbackRule):
+class Backprop(Rule):
     """``δa_l = (W_{l+1}ᵀ δa_{l+1}) ⊙ f'(a_l)``.
 
     By default the layers are left as they are and plain autograd does the work (the fast
@@ -19,7 +19,5 @@ class Backprop(LayerFeedbackRule):
 
     def prepare(self, net, generator):
         if self.options["through_feedback"]:
-            super().prepare(net, generator)
-
-    def initial_feedback(self, layer, generator):
-        return None  # tied: the backward uses the forward weight itself
+            for block in [*net.blocks[1:], net.head]:
+                block.layer = with_feedback(block.layer, None)

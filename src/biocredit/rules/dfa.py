@@ -14,4 +14,3 @@ class DirectFeedbackAlignment(DirectFeedbackRule):
 
     name = "dfa"
     summary = "direct feedback alignment: output error to every hidden layer"
-    defaults = {"feedback_scale": None}

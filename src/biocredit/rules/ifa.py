@@ -21,7 +21,6 @@ class IndirectFeedbackAlignment(DirectFeedbackRule):
 
     name = "ifa"
     summary = "indirect feedback alignment: error to the first layer, then forward"
-    defaults = {"feedback_scale": None}
 
     def direct_shapes(self, hidden_shapes):
         return hidden_shapes[:1]

@@ -1,7 +1,8 @@
 """Training: the loop, one run from a config to result files, comparisons, benchmarks."""
 
 from .bench import benchmark
-from .loop import OPTIMIZERS, TrainingDiverged, evaluate, make_optimizer, train_epoch
+from .loop import TrainingDiverged, evaluate, train_epoch
+from ..optimizers import OPTIMIZERS, make_optimizer, trainable
 from .run import RunConfig, build, resolve_device, run
 
 __all__ = ["OPTIMIZERS", "RunConfig", "TrainingDiverged", "benchmark", "build", "evaluate",

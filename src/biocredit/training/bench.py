@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from .. import losses, models, rules
-from .loop import make_optimizer
+from ..optimizers import make_optimizer, trainable
 from .run import resolve_device, seeded_generator
 
 
@@ -38,7 +38,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     for name in names:
         rule = rules.create(name)
         net = rule.attach(base, generator=seeded_generator(seed, 1))
-        setups[name] = (rule, net, make_optimizer(optimizer, net.parameters(), lr))
+        setups[name] = (rule, net, make_optimizer(optimizer, trainable(net), lr))
 
     def step(rule, net, opt):
         opt.zero_grad(set_to_none=True)

@@ -67,19 +67,3 @@ def evaluate(net: Network, x: torch.Tensor, y: torch.Tensor, loss_fn,
         wrong += (loss_fn.predict(logits) != yb).sum()
     net.train(was_training)
     return loss_sum.item() / len(x), wrong.item() / len(x)
-
-
-def make_optimizer(name: str, params, lr: float, momentum: float = 0.0,
-                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """``sgd`` (with optional momentum), ``rmsprop`` or ``adam``."""
-    params = [p for p in params if p.requires_grad]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-
-
-OPTIMIZERS = ("adam", "rmsprop", "sgd")

@@ -22,7 +22,8 @@ import torch
 from .. import data as datasets
 from .. import losses, models, rules
 from ..metrics import update_alignment
-from .loop import TrainingDiverged, evaluate, make_optimizer, train_epoch
+from .loop import TrainingDiverged, evaluate, train_epoch
+from ..optimizers import make_optimizer, trainable
 from .results import write_json, write_jsonl
 
 
@@ -91,7 +92,7 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
                           **config.model_options).to(device)
     rule = rules.create(config.rule, **config.rule_options)
     net = rule.attach(model, generator=seeded_generator(config.seed, 1))
-    optimizer = make_optimizer(config.optimizer, net.parameters(), config.lr,
+    optimizer = make_optimizer(config.optimizer, trainable(net), config.lr,
                                config.momentum, config.weight_decay)
     return net, rule, losses.create(config.loss), optimizer
 

@@ -1,0 +1,26 @@
+"""The optimizers the command line offers."""
+
+from __future__ import annotations
+
+import torch
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.0,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``sgd`` (with optional momentum), ``rmsprop`` or ``adam`` over ``params``."""
+    params = list(params)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+def trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters of ``module`` that the training optimizer steps."""
+    return [p for p in module.parameters() if p.requires_grad]

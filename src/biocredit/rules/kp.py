@@ -1,0 +1,49 @@
+"""KP: Kolen-Pollack learning of the feedback weights (Akrout et al. 2019)."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import FEEDBACK_OPTIONS, LayerFeedbackRule, learned_layers
+
+
+class KolenPollack(LayerFeedbackRule):
+    """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` as FA, with ``B`` learned:
+    ``ΔB_{l+1} = ε ΔW_{l+1}ᵀ − λ B_{l+1}`` and ``ΔW_{l+1}`` also gets ``− λ W_{l+1}``.
+
+    ``ΔW`` is the step the optimizer actually took (any optimizer), so ``B − Wᵀ`` shrinks by
+    ``(1 − λ)`` every step and ``B`` converges to ``Wᵀ``. ``decay`` is ``λ`` per step (``η λ``
+    in Akrout's notation, ``η`` the learning rate); ``epsilon`` is ``ε`` (1 for KP).
+    """
+
+    name = "kp"
+    summary = "Kolen-Pollack: feedback gets the forward weights' updates, both decay"
+    defaults = {**FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0}
+
+    def prepare(self, net, generator):
+        super().prepare(net, generator)
+        for layer in learned_layers(net):
+            # Snapshot of W before the optimizer step (not saved in checkpoints).
+            layer.register_buffer("weight_before_step", layer.weight.detach().clone(),
+                                  persistent=False)
+
+    def backward(self, net, x, target, loss_fn):
+        layers = learned_layers(net)
+        with torch.no_grad():
+            torch._foreach_copy_([m.weight_before_step for m in layers],
+                                 [m.weight for m in layers])
+        return super().backward(net, x, target, loss_fn)
+
+    @torch.no_grad()
+    def after_step(self, net):
+        decay, epsilon = self.options["decay"], self.options["epsilon"]
+        for layer in learned_layers(net):
+            before = layer.weight_before_step
+            step = layer.weight - before                    # ΔW taken by the optimizer
+            if decay:
+                layer.feedback.mul_(1.0 - decay)
+                layer.weight.sub_(before, alpha=decay)
+            layer.feedback.add_(step, alpha=epsilon)
+            if layer.feedback_mask is not None:
+                layer.feedback.mul_(layer.feedback_mask)
+

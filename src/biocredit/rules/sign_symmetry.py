@@ -1,0 +1,39 @@
+"""Sign-symmetric feedback (Liao et al. 2016): the feedback has the forward weights' signs.
+
+Shared by ``usf``, ``brsf`` and ``frsf``: ``B = sign(W) ⊙ m`` with magnitudes ``m`` that
+each rule chooses, recomputed from the current ``W`` after every optimizer step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import LayerFeedbackRule, learned_layers
+
+
+class SignSymmetryRule(LayerFeedbackRule):
+    """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` with ``B_{l+1} = sign(W_{l+1})ᵀ ⊙ m``."""
+
+    def prepare(self, net, generator):
+        super().prepare(net, generator)  # random feedback from `generator`: magnitudes |B|
+        for layer in learned_layers(net):
+            self.refresh(layer, self.initial_magnitude(layer))
+
+    def initial_magnitude(self, layer) -> torch.Tensor | float:
+        """Magnitudes at the start: those of the random feedback just drawn."""
+        return layer.feedback.abs()
+
+    def magnitude(self, layer) -> torch.Tensor | float:
+        """Magnitudes after an optimizer step."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def refresh(self, layer, magnitude) -> None:
+        b = torch.sign(layer.effective_weight()) * magnitude
+        if layer.feedback_mask is not None:
+            b = b * layer.feedback_mask
+        layer.feedback.copy_(b)
+
+    def after_step(self, net):
+        for layer in learned_layers(net):
+            self.refresh(layer, self.magnitude(layer))
