@@ -79,6 +79,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validation", type=float, default=0.0,
                    help="hold out this fraction (or count, if >= 1) of the training set")
     p.add_argument("--loss", default="ce", help=f"one of: {', '.join(losses.available())}")
+    p.add_argument("--off-class-factor", type=float,
+                   help="hinge loss: weight of the off-class terms (default 1)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
@@ -87,6 +89,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--init", choices=INITS, default="uniform",
                    help="forward weights: uniform ±1/√fan_in, xavier, or zero (Nøkland)")
+    p.add_argument("--forward-density", type=float, default=1.0,
+                   help="fraction of forward connections kept (fixed random masks)")
+    p.add_argument("--feedback-density", type=float,
+                   help="fraction of feedback connections kept (rules with feedback)")
+    p.add_argument("--feedback-init",
+                   help="feedback matrices: uniform, gaussian, orthogonal, or b1..b7 "
+                        "(Flam-Shepherd's structured matrices)")
     p.add_argument("--dropout-input", type=float, default=0.0, help="fraction of inputs dropped")
     p.add_argument("--dropout-hidden", type=float, default=0.0,
                    help="fraction of hidden units dropped")
@@ -131,11 +140,27 @@ def check_rule_options(names: list[str], pairs: list[str]) -> None:
             raise ValueError(f"no rule among {', '.join(names)} has the option {key!r}")
 
 
+def feedback_flags(args) -> list[str]:
+    """The feedback flags as rule options (each applies to the rules that have it)."""
+    pairs = []
+    for flag, key in (("feedback_density", "feedback_density"),
+                      ("feedback_init", "feedback_init")):
+        value = getattr(args, flag)
+        if value is not None:
+            pairs.append(f"{key}={json.dumps(value)}")
+    return pairs
+
+
 def config_from(args, rule: str) -> RunConfig:
+    model_options = {"init": args.init, "dropout_input": args.dropout_input,
+                     "dropout_hidden": args.dropout_hidden}
+    if args.forward_density != 1.0:
+        model_options["forward_density"] = args.forward_density
+    loss_options = {} if args.off_class_factor is None else \
+        {"off_class_factor": args.off_class_factor}
     return RunConfig(
-        rule=rule, rule_options=parse_rule_options(rule, args.rule_option), model=args.model,
-        model_options={"init": args.init, "dropout_input": args.dropout_input,
-                       "dropout_hidden": args.dropout_hidden},
+        rule=rule, rule_options=parse_rule_options(rule, args.rule_option + feedback_flags(args)),
+        model=args.model, model_options=model_options, loss_options=loss_options,
         data=args.data, data_dir=args.data_dir, download=not args.no_download,
         normalize=args.normalize,
         validation=args.validation, loss=args.loss, epochs=args.epochs,
@@ -188,7 +213,7 @@ def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None) -> dict:
 
 
 def cmd_train(args) -> int:
-    check_rule_options([args.rule], args.rule_option)
+    check_rule_options([args.rule], args.rule_option + feedback_flags(args))
     config = config_from(args, args.rule)
     out = Path(args.out or f"runs/{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}"
                            f"-s{args.seed}")
@@ -204,7 +229,7 @@ def cmd_compare(args) -> int:
         raise ValueError("--rules needs at least one rule name")
     for name in names:
         rules.get(name)
-    check_rule_options(names, args.rule_option)
+    check_rule_options(names, args.rule_option + feedback_flags(args))
     configs = {name: config_from(args, name) for name in names}
     for config in configs.values():
         config.validate()

@@ -42,15 +42,41 @@ class BinaryCrossEntropy(Loss):
         return F.binary_cross_entropy_with_logits(logits, onehot, reduction="sum") / len(logits)
 
 
-_LOSSES = {cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy)}
+class Hinge(Loss):
+    """Amit's multi-class hinge loss, averaged over the batch. For target class ``c`` and
+    ``μ = off_class_factor / (C − 1)``:
+    ``loss = (1 − a_c)_+ + μ Σ_{i≠c} (1 + a_i)_+``, so ``e_c = −[a_c < 1]``,
+    ``e_i = μ [a_i > −1]`` (divided by ``N``): each output unit's error is local."""
+
+    name = "hinge"
+    description = "multi-class hinge (Amit)"
+
+    def __init__(self, off_class_factor: float = 1.0):
+        if off_class_factor < 0:
+            raise ValueError(f"off_class_factor must be >= 0; got {off_class_factor}")
+        self.off_class_factor = off_class_factor
+
+    def __call__(self, logits, target):
+        onehot = F.one_hot(target, logits.shape[1]).to(logits.dtype)
+        mu = self.off_class_factor / (logits.shape[1] - 1)
+        on = F.relu(1 - logits) * onehot
+        off = F.relu(1 + logits) * (1 - onehot) * mu
+        return (on + off).sum() / len(logits)
+
+
+_LOSSES = {cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy, Hinge)}
 
 
 def available() -> list[str]:
     return sorted(_LOSSES)
 
 
-def create(name: str) -> Loss:
+def create(name: str, **options) -> Loss:
+    """Loss ``name``; ``options`` go to its constructor (hinge: ``off_class_factor``)."""
     if name not in _LOSSES:
         raise ValueError(f"unknown loss {name!r}; available losses: "
                          + ", ".join(f"{n} ({c.description})" for n, c in sorted(_LOSSES.items())))
-    return _LOSSES[name]()
+    try:
+        return _LOSSES[name](**options)
+    except TypeError:
+        raise ValueError(f"loss {name!r} takes no options {sorted(options)}") from None

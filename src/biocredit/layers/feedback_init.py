@@ -36,17 +36,12 @@ KINDS = ("uniform", "gaussian", "orthogonal", *_ALIASES.values(), *_ALIASES)
 
 
 def initial_feedback(kind: str, shape: tuple[int, int], fan_in: int, *,
-                     scale: float | None = None, density: float = 1.0,
-                     generator: torch.Generator | None = None,
+                     scale: float | None = None, generator: torch.Generator | None = None,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A feedback matrix of ``kind`` (see the module docstring), with a fraction
-    ``1 − density`` of its entries fixed at zero by an independent random mask."""
+    """A feedback matrix of ``kind`` (see the module docstring)."""
     kind = _ALIASES.get(kind, kind)
     if kind not in KINDS:
         raise ValueError(f"unknown feedback init {kind!r}; choose from {', '.join(KINDS)}")
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"feedback_density is the fraction of connections kept, in (0, 1]; "
-                         f"got {density}")
 
     def noise(std):
         return torch.randn(shape, generator=generator, dtype=dtype) * std
@@ -78,8 +73,6 @@ def initial_feedback(kind: str, shape: tuple[int, int], fan_in: int, *,
         b = sparse_mask(shape, SPARSE_P, generator, dtype) + noise(NOISE)
     else:  # noise
         b = noise(NOISE)
-    if density < 1.0:
-        b = b * sparse_mask(shape, density, generator, dtype)
     return b
 
 

@@ -27,7 +27,21 @@ class LinearFeedbackFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         input, weight, bias, feedback = inputs
         ctx.save_for_backward(input, feedback)
+        ctx.save_for_forward(input, weight)
         ctx.has_bias = bias is not None
+
+    @staticmethod
+    def jvp(ctx, input_t, weight_t, bias_t, feedback_t):
+        """Forward mode is the forward's own derivative: ``ẋ Wᵀ + x Ẇᵀ + ḃ``."""
+        input, weight = ctx.saved_tensors
+        out = 0
+        if input_t is not None:
+            out = out + F.linear(input_t, weight)
+        if weight_t is not None:
+            out = out + F.linear(input, weight_t)
+        if bias_t is not None:
+            out = out + bias_t
+        return out
 
     @staticmethod
     def backward(ctx, grad_output):

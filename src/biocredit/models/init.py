@@ -38,3 +38,23 @@ def initialize(model: nn.Module, scheme: str) -> None:
             m.weight.zero_()
             if m.bias is not None:
                 m.bias.zero_()
+
+
+def sparsify(net, density: float) -> None:
+    """Keep a random fraction ``density`` of every weight layer's connections, fixed at zero
+    elsewhere: each layer becomes a :class:`~biocredit.layers.FeedbackLinear` tied to its
+    weight (exact BP) with a 0/1 ``weight_mask``, drawn from torch's global generator."""
+    from ..layers import FeedbackLinear
+    from ..layers.feedback_init import sparse_mask
+
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"forward_density is the fraction of connections kept, in (0, 1]; "
+                         f"got {density}")
+    for block in [*net.blocks, net.head]:
+        if not isinstance(block.layer, nn.Linear):
+            raise ValueError(f"sparse connectivity is implemented for linear layers, not "
+                             f"{type(block.layer).__name__}")
+        layer = FeedbackLinear.from_linear(block.layer, None)
+        layer.set_weight_mask(sparse_mask(tuple(layer.weight.shape), density, None,
+                                          layer.weight.dtype))
+        block.layer = layer

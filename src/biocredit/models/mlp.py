@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .init import initialize
+from .init import initialize, sparsify
 from .network import Block, Network
 
 class SaturatedLinear(nn.Module):
@@ -45,11 +45,14 @@ def parse_widths(text: str) -> list[int]:
 
 def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *,
               dropout_input: float = 0.0, dropout_hidden: float = 0.0,
-              init: str = "uniform", bias: bool = True) -> Network:
+              init: str = "uniform", bias: bool = True,
+              forward_density: float = 1.0) -> Network:
     """``mlp:DEPTHxWIDTH:ACTIVATION``, e.g. ``mlp:2x800:tanh``.
 
     Block ``l``: ``h_l = dropout(f(W_l h_{l-1} + b_l))``; the first block flattens its input
     and applies input dropout first. The output block is linear (logits).
+    ``forward_density < 1`` keeps that fraction of every layer's connections (Amit's random
+    sparse connectivity; fixed masks, see :func:`~biocredit.models.init.sparsify`).
     """
     if len(args) != 2:
         raise ValueError("an MLP spec is mlp:DEPTHxWIDTH:ACTIVATION, e.g. mlp:2x800:tanh")
@@ -81,4 +84,6 @@ def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *
     head = Block(nn.Linear(fan_in, num_classes, bias=bias))
     net = Network(blocks, head, input_shape)
     initialize(net, init)
+    if forward_density < 1.0:
+        sparsify(net, forward_density)
     return net

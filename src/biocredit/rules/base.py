@@ -101,6 +101,9 @@ class FeedbackRule(Rule):
                       generator: torch.Generator | None, like: torch.Tensor):
         """A new feedback matrix and its connectivity mask (``None`` at full density)."""
         o = self.options
+        if not 0.0 < o["feedback_density"] <= 1.0:
+            raise ValueError("feedback_density is the fraction of connections kept, in (0, 1]; "
+                             f"got {o['feedback_density']}")
         b = initial_feedback(o["feedback_init"], shape, fan_in, scale=o["feedback_scale"],
                              generator=generator, dtype=like.dtype)
         mask = None

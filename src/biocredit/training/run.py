@@ -21,7 +21,7 @@ import torch
 
 from .. import data as datasets
 from .. import losses, models, rules
-from ..metrics import update_alignment
+from ..metrics import feedback_alignment, update_alignment
 from .loop import TrainingDiverged, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .results import write_json, write_jsonl
@@ -41,6 +41,7 @@ class RunConfig:
     normalize: str = "scale"
     validation: float = 0.0
     loss: str = "ce"
+    loss_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 64
     optimizer: str = "adam"
@@ -54,7 +55,7 @@ class RunConfig:
     def validate(self) -> None:
         """Fail early, with a clear message, on names and values that cannot work."""
         rules.create(self.rule, **self.rule_options)
-        losses.create(self.loss)
+        losses.create(self.loss, **self.loss_options)
         if self.data not in datasets.available():
             raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
                              f"{', '.join(datasets.available())}")
@@ -94,7 +95,7 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     net = rule.attach(model, generator=seeded_generator(config.seed, 1))
     optimizer = make_optimizer(config.optimizer, trainable(net), config.lr,
                                config.momentum, config.weight_decay)
-    return net, rule, losses.create(config.loss), optimizer
+    return net, rule, losses.create(config.loss, **config.loss_options), optimizer
 
 
 def load_dataset(config: RunConfig, device: torch.device) -> datasets.Dataset:
@@ -159,6 +160,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
                 _, row["val_error"] = evaluate(net, dataset.val_x, dataset.val_y, loss_fn)
             row["seconds"] = seconds
             row["angle_deg"] = update_alignment(net, rule, probe_x, probe_y, loss_fn)
+            row.update(feedback_alignment(net))
             rows.append(row)
             write_jsonl(out / "metrics.jsonl", rows)
             if on_epoch is not None:
