@@ -37,13 +37,17 @@ class KolenPollack(LayerFeedbackRule):
     @torch.no_grad()
     def after_step(self, net):
         decay, epsilon = self.options["decay"], self.options["epsilon"]
-        for layer in learned_layers(net):
-            before = layer.weight_before_step
-            step = layer.weight - before                    # ΔW taken by the optimizer
-            if decay:
-                layer.feedback.mul_(1.0 - decay)
-                layer.weight.sub_(before, alpha=decay)
-            layer.feedback.add_(step, alpha=epsilon)
-            if layer.feedback_mask is not None:
-                layer.feedback.mul_(layer.feedback_mask)
-
+        layers = learned_layers(net)
+        weights = [m.weight for m in layers]
+        feedback = [m.feedback for m in layers]
+        before = [m.weight_before_step for m in layers]
+        if decay:                                         # B ← (1 − λ) B
+            torch._foreach_mul_(feedback, 1.0 - decay)
+        if epsilon:                                       # B ← B + ε (W − W_before) = B + ε ΔW
+            torch._foreach_add_(feedback, weights, alpha=epsilon)
+            torch._foreach_add_(feedback, before, alpha=-epsilon)
+        if decay:                                         # W ← W − λ W_before
+            torch._foreach_add_(weights, before, alpha=-decay)
+        for m in layers:
+            if m.feedback_mask is not None:
+                m.feedback.mul_(m.feedback_mask)
