@@ -105,7 +105,7 @@ def test_kp_feedback_converges_to_the_forward_weights():
 
 def test_dkp_feedback_gradient_is_e_h_transpose():
     net0 = make("mlp:6,5:tanh")
-    rule = R.create("dkp")
+    rule = R.create("dkp", feedback_optimizer="sgd")
     net = rule.attach(net0)
     x, y = data()
     rule.backward(net, x, y, L.create("ce"))

@@ -20,7 +20,7 @@ class DirectKolenPollack(DirectFeedbackRule):
 
     name = "dkp"
     summary = "direct Kolen-Pollack: DFA whose feedback learns like a direct read-out"
-    defaults = {**FEEDBACK_OPTIONS, "feedback_optimizer": "sgd", "feedback_lr": 1e-3,
+    defaults = {**FEEDBACK_OPTIONS, "feedback_optimizer": "adam", "feedback_lr": 1e-3,
                 "feedback_momentum": 0.0, "feedback_decay": 1e-4}
 
     def prepare(self, net, generator):
