@@ -82,7 +82,7 @@ def test_bench_reports_median_step_and_ratio(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--rule", "nope"], "available rules: bp, brsf, dfa, dkp, fa"),
-    (["train", "--model", "cnn:3"], "available models: mlp"),
+    (["train", "--model", "cnn:3"], "available models: amit-deepernet"),
     (["train", "--model", "mlp:2y8:tanh"], "DEPTHxWIDTH"),
     (["train", "--model", "mlp:2x8:swish"], "choose from hardtanh, logistic, relu, tanh"),
     (["train", "--data", "imagenet"], "available datasets"),

@@ -46,7 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
                                              "and seed and print a table")
     compare.add_argument("--rules", default="bp,fa,dfa", help="comma-separated rule names")
     add_run_options(compare)
+    compare.add_argument("--no-report", action="store_true",
+                         help="do not write report.md / report.html at the end")
+    compare.add_argument("--tsne-size", type=int, default=500,
+                         help="test examples in the report's t-SNE plots (0: no t-SNE)")
     compare.set_defaults(func=cmd_compare)
+
+    report = sub.add_parser("report", help="write report.md and a self-contained report.html "
+                                           "(with PNG figures) comparing run folders")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                        help="run folders (a compare folder stands for all its runs)")
+    report.add_argument("--out", help="folder for the report (default: the runs' common "
+                                      "parent, or the run folder itself for one run)")
+    report.add_argument("--tsne-size", type=int, default=500,
+                        help="test examples in the t-SNE plots (0: no t-SNE)")
+    report.add_argument("--title", help="the report's title")
+    report.set_defaults(func=cmd_report)
 
     bench = sub.add_parser("bench", help="time one training step per rule")
     bench.add_argument("--rules", default="bp,fa,dfa")
@@ -106,6 +121,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--probe-size", type=int, default=256,
                    help="examples in the fixed batch used for the alignment angles")
+    p.add_argument("--log-every-steps", type=int, default=0, metavar="K",
+                   help="also log the probe metrics every K steps to steps.jsonl (0: off)")
     p.add_argument("--out", help="run folder (default: under runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -166,7 +183,7 @@ def config_from(args, rule: str) -> RunConfig:
         validation=args.validation, loss=args.loss, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
-        device=args.device, probe_size=args.probe_size)
+        device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps)
 
 
 def slug(text: str) -> str:
@@ -244,6 +261,17 @@ def cmd_compare(args) -> int:
     write_json(out / "comparison.json", {"config": shared, "rules": summaries})
     print(format_table(summaries))
     print(f"runs written to {out}")
+    if not args.no_report:
+        from .report import write_report
+        files = write_report([out / name for name in names], out, tsne_size=args.tsne_size)
+        print(f"report written to {files.html} (and {files.markdown.name})")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+    files = write_report(args.runs, args.out, tsne_size=args.tsne_size, title=args.title)
+    print(f"report written to {files.html} (and {files.markdown.name})")
     return 0
 
 

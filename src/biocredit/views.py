@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .layers import FeedbackLinear
+from .layers import FeedbackLayer
 from .models.network import Network
 
 
@@ -33,7 +33,7 @@ def layer_views(net: Network) -> list[LayerView]:
     names = [f"blocks.{i}.layer" for i in range(len(net.blocks))] + ["head.layer"]
     views = []
     for i, (name, layer) in enumerate(zip(names, net.weight_layers())):
-        feedback = layer.feedback if isinstance(layer, FeedbackLinear) else None
+        feedback = layer.feedback if isinstance(layer, FeedbackLayer) else None
         if i < len(direct):
             feedback = direct[i]
         views.append(LayerView(name, layer.weight, feedback, layer.weight.grad))

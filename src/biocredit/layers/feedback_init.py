@@ -35,7 +35,7 @@ _ALIASES = {"b1": "ones-noise", "b2": "identity", "b3": "identity-noise", "b4": 
 KINDS = ("uniform", "gaussian", "orthogonal", *_ALIASES.values(), *_ALIASES)
 
 
-def initial_feedback(kind: str, shape: tuple[int, int], fan_in: int, *,
+def initial_feedback(kind: str, shape: tuple[int, ...], fan_in: int, *,
                      scale: float | None = None, generator: torch.Generator | None = None,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A feedback matrix of ``kind`` (see the module docstring)."""
@@ -49,7 +49,9 @@ def initial_feedback(kind: str, shape: tuple[int, int], fan_in: int, *,
     def uniform(bound):
         return (torch.rand(shape, generator=generator, dtype=dtype) * 2 - 1) * bound
 
-    eye = torch.eye(*shape, dtype=dtype)
+    def eye():  # the (non-square) identity; kernels: over (out, in·k²)
+        return torch.eye(shape[0], math.prod(shape[1:]), dtype=dtype).reshape(shape)
+
     ones = torch.ones(shape, dtype=dtype)
     s = scale if scale is not None else 1.0 / math.sqrt(fan_in)
     if kind == "uniform":
@@ -62,9 +64,9 @@ def initial_feedback(kind: str, shape: tuple[int, int], fan_in: int, *,
     elif kind == "ones-noise":
         b = ones + noise(NOISE)
     elif kind == "identity":
-        b = eye
+        b = eye()
     elif kind == "identity-noise":
-        b = eye + noise(NOISE)
+        b = eye() + noise(NOISE)
     elif kind == "sparse-ones":
         b = sparse_mask(shape, SPARSE_P, generator, dtype)
     elif kind == "ones-uniform":

@@ -1,6 +1,11 @@
 """Diagnostics: pure functions over tensors."""
 
-from .alignment import angle_deg, update_alignment
+from .alignment import angle_deg, rule_and_bp_gradients, update_alignment
 from .feedback import correlation, feedback_alignment, norm_ratio
+from .gradients import gradient_norms
+from .probe import probe_metrics
+from .saturation import block_activation, saturated_fraction
 
-__all__ = ["angle_deg", "correlation", "feedback_alignment", "norm_ratio", "update_alignment"]
+__all__ = ["angle_deg", "block_activation", "correlation", "feedback_alignment",
+           "gradient_norms", "norm_ratio", "probe_metrics", "rule_and_bp_gradients",
+           "saturated_fraction", "update_alignment"]

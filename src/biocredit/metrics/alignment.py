@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -21,6 +23,36 @@ def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.degrees(math.acos(cos.item()))
 
 
+def rule_and_bp_gradients(net: Network, rule, x: torch.Tensor, target: torch.Tensor, loss_fn,
+                          weights: Sequence[torch.Tensor],
+                          during_bp: Callable[[], contextlib.AbstractContextManager]
+                          = contextlib.nullcontext):
+    """The rule's gradient and BP's for each of ``weights`` on the batch ``(x, target)``.
+
+    The net is put in eval mode (no dropout) for both passes; BP's gradient is one extra
+    backward through the same net with every feedback tied to its forward weight and no cut
+    (a plain ``net(x)``, run inside ``during_bp()``, e.g. to watch it with forward hooks).
+    Existing ``.grad`` values are restored afterwards. Returns two lists (the rule's entries
+    are ``None`` where it gave a weight no gradient).
+    """
+    params = [p for p in net.parameters() if p.requires_grad]
+    saved = [p.grad for p in params]
+    was_training = net.training
+    net.eval()
+    try:
+        for p in params:
+            p.grad = None
+        rule.backward(net, x, target, loss_fn)
+        rule_grads = [w.grad for w in weights]
+        with torch.enable_grad(), exact_gradients(net), during_bp():
+            bp_grads = list(torch.autograd.grad(loss_fn(net(x), target), list(weights)))
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+        net.train(was_training)
+    return rule_grads, bp_grads
+
+
 def update_alignment(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
                      loss_fn) -> list[float]:
     """Per hidden layer, the angle between the rule's weight gradient and BP's on the batch
@@ -31,20 +63,6 @@ def update_alignment(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
     Existing ``.grad`` values are restored afterwards.
     """
     weights = [block.layer.weight for block in net.blocks]
-    params = [p for p in net.parameters() if p.requires_grad]
-    saved = [p.grad for p in params]
-    was_training = net.training
-    net.eval()
-    try:
-        for p in params:
-            p.grad = None
-        rule.backward(net, x, target, loss_fn)
-        rule_grads = [w.grad for w in weights]
-        with torch.enable_grad(), exact_gradients(net):
-            bp_grads = torch.autograd.grad(loss_fn(net(x), target), weights)
-    finally:
-        for p, g in zip(params, saved):
-            p.grad = g
-        net.train(was_training)
+    rule_grads, bp_grads = rule_and_bp_gradients(net, rule, x, target, loss_fn, weights)
     return [angle_deg(r, b) if r is not None else math.nan
             for r, b in zip(rule_grads, bp_grads)]

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
+
+from .conv import ARCHITECTURES, builder
 from .init import INITS, initialize
 from .mlp import ACTIVATIONS, build_mlp
 from .network import Block, Network
 
 _FAMILIES: dict[str, Callable[..., Network]] = {
     "mlp": build_mlp,
+    **{name: builder(name) for name in ARCHITECTURES},
 }
 
 
@@ -24,16 +28,25 @@ def available() -> list[str]:
 def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -> Network:
     """Build the model described by ``spec`` for inputs of ``input_shape`` (no batch dim).
 
-    ``options`` go to the family's builder (MLP: ``dropout_input``, ``dropout_hidden``,
-    ``init``, ``bias``).
+    ``options`` go to the family's builder (``init``, ``dropout_input``; MLPs also
+    ``dropout_hidden``, ``bias``, ``forward_density``).
     """
     family, *args = spec.split(":")
     if family not in _FAMILIES:
         raise ValueError(f"unknown model {family!r} in {spec!r}; available models: "
                          f"{', '.join(available())} (e.g. mlp:2x800:tanh)")
+    if family != "mlp" and options.get("dropout_hidden"):
+        raise ValueError(f"{family} places its own dropout; --dropout-hidden is for MLPs")
     net = _FAMILIES[family](args, tuple(input_shape), num_classes, **options)
     net.spec = spec
     return net
 
 
-__all__ = ["ACTIVATIONS", "Block", "INITS", "Network", "available", "create", "initialize"]
+def parameter_count(spec: str, input_shape: Sequence[int], num_classes: int) -> int:
+    """Trainable parameters of ``spec``, counted on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        net = create(spec, input_shape, num_classes)
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+__all__ = ["parameter_count", "ACTIVATIONS", "Block", "INITS", "Network", "available", "create", "initialize"]

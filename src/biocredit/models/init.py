@@ -21,17 +21,24 @@ def initialize(model: nn.Module, scheme: str) -> None:
     """
     if scheme not in INITS:
         raise ValueError(f"unknown init {scheme!r}; choose from {', '.join(INITS)}")
+    from ..layers import LocallyConnected2d
+
     for m in model.modules():
-        if not isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        if isinstance(m, LocallyConnected2d):  # weight: locations × out × in·k²
+            fan_in, fan_out = m.weight.shape[2], m.weight.shape[1] * math.prod(m.kernel_size)
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            receptive = math.prod(m.weight.shape[2:])
+            fan_in, fan_out = m.weight.shape[1] * receptive, m.weight.shape[0] * receptive
+        else:
             continue
-        fan_in = m.weight[0].numel()
         if scheme == "uniform":
             bound = 1.0 / math.sqrt(fan_in)
             m.weight.uniform_(-bound, bound)
             if m.bias is not None:
                 m.bias.uniform_(-bound, bound)
         elif scheme == "xavier":
-            nn.init.xavier_uniform_(m.weight)
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            m.weight.uniform_(-bound, bound)
             if m.bias is not None:
                 m.bias.zero_()
         else:
@@ -54,7 +61,7 @@ def sparsify(net, density: float) -> None:
         if not isinstance(block.layer, nn.Linear):
             raise ValueError(f"sparse connectivity is implemented for linear layers, not "
                              f"{type(block.layer).__name__}")
-        layer = FeedbackLinear.from_linear(block.layer, None)
+        layer = FeedbackLinear.from_layer(block.layer, None)
         layer.set_weight_mask(sparse_mask(tuple(layer.weight.shape), density, None,
                                           layer.weight.dtype))
         block.layer = layer

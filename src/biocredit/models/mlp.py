@@ -10,7 +10,7 @@ from torch import nn
 from .init import initialize, sparsify
 from .network import Block, Network
 
-class SaturatedLinear(nn.Module):
+class SaturatedLinear(nn.Module):  # element-wise; registered in network.ELEMENTWISE
     """Amit's saturated linearity ``σ(a) = clip(a, −1, 1)`` with ``σ'(a) = 1`` for ``|a| ≤ 1``
     (inclusive, unlike ``nn.Hardtanh``, whose derivative is 0 at exactly ±1) and 0 outside."""
 

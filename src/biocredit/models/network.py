@@ -15,17 +15,41 @@ from torch import nn
 
 
 class Block(nn.Module):
-    """``h = post(layer(pre(x)))``."""
+    """``a = layer(pre(x))``, ``h = after(post(a) [+ x])``.
+
+    ``residual=True`` adds the block's input to ``post(a)`` (Amit's parameter-free SUM of the
+    two previous layers); ``after`` holds steps that follow the sum (pooling, dropout).
+    """
 
     def __init__(self, layer: nn.Module, pre: Sequence[nn.Module] = (),
-                 post: Sequence[nn.Module] = ()):
+                 post: Sequence[nn.Module] = (), residual: bool = False,
+                 after: Sequence[nn.Module] = ()):
         super().__init__()
         self.pre = nn.Sequential(*pre)
         self.layer = layer
         self.post = nn.Sequential(*post)
+        self.residual = residual
+        self.after = nn.Sequential(*after)
+
+    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weight layer's output ``a`` and the block's output ``h``."""
+        a = self.layer(self.pre(x))
+        h = self.post(a)
+        if self.residual:
+            h = h + x
+        return a, self.after(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.post(self.layer(self.pre(x)))
+        return self.trace(x)[1]
+
+    @property
+    def elementwise(self) -> bool:
+        """Whether ``h`` is an element-wise function of ``a`` (no sum, pooling, ...)."""
+        return not self.residual and len(self.after) == 0 and all(
+            isinstance(m, ELEMENTWISE) for m in self.post)
+
+
+ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Hardtanh, nn.Dropout, nn.Identity)
 
 
 class Network(nn.Module):

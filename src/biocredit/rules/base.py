@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..layers import DirectFeedback, FeedbackLinear
+from ..layers import (DirectFeedback, FeedbackConv2d, FeedbackLayer, FeedbackLinear,
+                      LocallyConnected2d)
 from ..layers.feedback_init import initial_feedback, sparse_mask
 from ..models.network import Network
 
@@ -97,7 +98,7 @@ class FeedbackRule(Rule):
 
     defaults = FEEDBACK_OPTIONS
 
-    def make_feedback(self, shape: tuple[int, int], fan_in: int,
+    def make_feedback(self, shape: tuple[int, ...], fan_in: int,
                       generator: torch.Generator | None, like: torch.Tensor):
         """A new feedback matrix and its connectivity mask (``None`` at full density)."""
         o = self.options
@@ -114,30 +115,46 @@ class FeedbackRule(Rule):
         return b.to(like.device), mask
 
 
+_FEEDBACK_VERSIONS = ((nn.Linear, FeedbackLinear), (nn.Conv2d, FeedbackConv2d),
+                      (LocallyConnected2d, LocallyConnected2d))
+
+
 def with_feedback(layer: nn.Module, feedback: torch.Tensor | None) -> nn.Module:
     """A copy of weight layer ``layer`` (and its connectivity mask) whose backward uses
     ``feedback`` (``None``: its weight)."""
-    if isinstance(layer, nn.Linear):
-        return FeedbackLinear.from_linear(layer, feedback)
-    raise TypeError(f"layer feedback is not implemented for {type(layer).__name__}")
+    for plain, version in _FEEDBACK_VERSIONS:
+        if isinstance(layer, plain):
+            return version.from_layer(layer, feedback)
+    raise ValueError(f"layer feedback is not implemented for {type(layer).__name__}")
+
+
+def fan_out(layer: nn.Module) -> int:
+    """How many errors each input unit of ``layer`` sums in the backward pass: the fan-in
+    of its feedback (linear: ``out``; convolution: ``C_out·k²``; untied: ``C_out``)."""
+    if isinstance(layer, LocallyConnected2d):
+        return layer.weight.shape[1]
+    w = layer.weight
+    return w.shape[0] * math.prod(w.shape[2:])
 
 
 class LayerFeedbackRule(FeedbackRule):
     """Every weight layer that sends an error downstream multiplies it by its own feedback
     matrix: ``δh_l = B_{l+1} δa_{l+1}`` (FA and its relatives). The backward is autograd.
-    The feedback has the weight's layout (``out × in``) and is drawn with ``fan_in = out``."""
+    The feedback has the weight's layout (``out × in``, or the kernel's shape) and is drawn
+    with ``fan_in`` = :func:`fan_out` of the layer."""
 
     def prepare(self, net: Network, generator: torch.Generator | None) -> None:
         for block in [*net.blocks[1:], net.head]:  # the data needs no error: skip layer 1
             w = block.layer.weight
-            feedback, mask = self.make_feedback(tuple(w.shape), w.shape[0], generator, w)
+            feedback, mask = self.make_feedback(tuple(w.shape), fan_out(block.layer),
+                                                generator, w)
             block.layer = with_feedback(block.layer, feedback)
             block.layer.feedback_mask = mask
 
 
 def learned_layers(net: Network) -> list[FeedbackLinear]:
     """The feedback layers of ``net`` that hold a feedback matrix of their own."""
-    return [m for m in net.modules() if isinstance(m, FeedbackLinear) and m.feedback is not None]
+    return [m for m in net.modules() if isinstance(m, FeedbackLayer) and m.feedback is not None]
 
 
 class DirectFeedbackRule(FeedbackRule):
@@ -176,7 +193,7 @@ class DirectFeedbackRule(FeedbackRule):
 
 @dataclass
 class BlockTrace:
-    """One hidden block of a cut forward pass: ``output = post(preactivation)``,
+    """One hidden block of a cut forward pass (see :meth:`Block.trace`):
     ``preactivation = layer(pre(input))``; ``input`` is detached from the blocks below."""
 
     input: torch.Tensor
@@ -189,8 +206,7 @@ def forward_cut(net: Network, x: torch.Tensor) -> tuple[list[BlockTrace], torch.
     Returns one trace per hidden block and the logits (with the output layer's graph)."""
     traces = []
     for block in net.blocks:
-        a = block.layer(block.pre(x))
-        h = block.post(a)
+        a, h = block.trace(x)
         traces.append(BlockTrace(x, a, h))
         x = h.detach()
     return traces, net.head(x)

@@ -31,10 +31,10 @@ class IndirectFeedbackAlignment(DirectFeedbackRule):
         for block, trace in zip(net.blocks, traces):
             if deltas:  # W_l δa_{l-1}: the weight layer's JVP at its input
                 signal = layer_jvp(block, trace.input, deltas[-1].reshape(trace.input.shape))
-            if trace.output.shape != trace.preactivation.shape:
-                raise ValueError("IFA needs element-wise steps after each weight layer; "
-                                 f"block output {tuple(trace.output.shape)} differs from "
-                                 f"its pre-activation {tuple(trace.preactivation.shape)}")
+            if not block.elementwise:
+                raise ValueError("IFA needs element-wise steps after each weight layer "
+                                 "(activation, dropout); this model pools or sums after "
+                                 f"one: {block.post} {block.after}")
             # δa_l = signal ⊙ f'(a_l): the (diagonal) Jacobian of the block's post steps.
             (delta,) = torch.autograd.grad(trace.output, trace.preactivation, signal,
                                            retain_graph=True)

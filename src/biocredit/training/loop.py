@@ -19,21 +19,30 @@ class TrainingDiverged(RuntimeError):
 
 
 ProgressFn = Callable[[int, int, float], None]
+StepFn = Callable[[int, Callable[[], float]], None]
 
 
 def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
                 optimizer: torch.optim.Optimizer, batch_size: int,
                 generator: torch.Generator, progress: ProgressFn | None = None,
-                check_every: int = 50) -> float:
+                check_every: int = 50, on_step: StepFn | None = None) -> float:
     """One pass over ``(x, y)`` in a random order drawn from ``generator``; returns the mean
     training loss. The loss is read back (a device sync) only every ``check_every`` steps,
-    to report progress and stop a diverging run with :class:`TrainingDiverged`."""
+    to report progress and stop a diverging run with :class:`TrainingDiverged`.
+
+    ``on_step(step, mean_loss)`` (if given) is called after every optimizer step with the
+    step's number in the epoch (from 1) and a function returning the mean training loss of
+    the epoch so far (calling it syncs the device)."""
     net.train()
     n = len(x)
     order = torch.randperm(n, generator=generator).to(x.device)
     steps = math.ceil(n / batch_size)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     seen = 0
+
+    def mean_so_far() -> float:
+        return total.item() / seen
+
     for step in range(steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
         optimizer.zero_grad(set_to_none=True)
@@ -49,6 +58,8 @@ def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
                                        "of the epoch; try a smaller learning rate")
             if progress is not None:
                 progress(step + 1, steps, mean)
+        if on_step is not None:
+            on_step(step + 1, mean_so_far)
     return total.item() / n
 
 

@@ -1,6 +1,7 @@
 """One training run from a config to a folder of results.
 
 ``out/config.json`` (the full config), ``out/metrics.jsonl`` (one row per epoch),
+``out/steps.jsonl`` (with ``log_every_steps = k``: the probe metrics every ``k`` steps),
 ``out/summary.json`` and ``out/model.pt`` (the trained network's ``state_dict``, feedback
 included), each written atomically. A diverging run stops with :class:`TrainingDiverged`
 after writing what it had, with ``"status": "diverged"`` in its summary.
@@ -21,7 +22,7 @@ import torch
 
 from .. import data as datasets
 from .. import losses, models, rules
-from ..metrics import feedback_alignment, update_alignment
+from ..metrics import feedback_alignment, probe_metrics
 from .loop import TrainingDiverged, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .results import write_json, write_jsonl
@@ -51,6 +52,7 @@ class RunConfig:
     seed: int = 0
     device: str = "cpu"
     probe_size: int = 256
+    log_every_steps: int = 0  # also log the probe metrics every k steps to steps.jsonl (0: off)
 
     def validate(self) -> None:
         """Fail early, with a clear message, on names and values that cannot work."""
@@ -62,6 +64,9 @@ class RunConfig:
         for name in ("epochs", "batch_size", "probe_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
+        if self.log_every_steps < 0:
+            raise ValueError("log_every_steps must be 0 (off) or a positive step count; got "
+                             f"{self.log_every_steps}")
         if not self.lr > 0:
             raise ValueError(f"the learning rate must be positive; got {self.lr}")
         resolve_device(self.device)
@@ -130,6 +135,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
     probe_y = dataset.train_y[:config.probe_size]
 
     rows: list[dict] = []
+    step_rows: list[dict] = []  # with log_every_steps: the probe metrics every k steps
+    steps_per_epoch = math.ceil(len(dataset.train_x) / config.batch_size)
     summary = {
         "rule": config.rule, "rule_options": config.rule_options, "model": config.model,
         "data": config.data, "loss": config.loss, "optimizer": config.optimizer,
@@ -145,9 +152,20 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
                 if progress is not None:
                     progress(epoch, step, steps, mean)
 
+            on_step = None
+            if config.log_every_steps > 0:
+                def on_step(step, mean_loss, epoch=epoch,
+                            offset=(epoch - 1) * steps_per_epoch):
+                    if (offset + step) % config.log_every_steps == 0:
+                        step_rows.append({"step": offset + step, "epoch": epoch,
+                                          "train_loss": mean_loss(),
+                                          **probe_metrics(net, rule, probe_x, probe_y,
+                                                          loss_fn)})
+
             start = time.perf_counter()
             train_loss = train_epoch(net, rule, dataset.train_x, dataset.train_y, loss_fn,
-                                     optimizer, config.batch_size, order, report)
+                                     optimizer, config.batch_size, order, report,
+                                     on_step=on_step)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
@@ -159,10 +177,12 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             if dataset.val_x is not None:
                 _, row["val_error"] = evaluate(net, dataset.val_x, dataset.val_y, loss_fn)
             row["seconds"] = seconds
-            row["angle_deg"] = update_alignment(net, rule, probe_x, probe_y, loss_fn)
+            row.update(probe_metrics(net, rule, probe_x, probe_y, loss_fn))
             row.update(feedback_alignment(net))
             rows.append(row)
             write_jsonl(out / "metrics.jsonl", rows)
+            if step_rows:
+                write_jsonl(out / "steps.jsonl", step_rows)
             if on_epoch is not None:
                 on_epoch(row)
         summary["status"] = "completed"
@@ -181,6 +201,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             "seconds": total_seconds,
         })
         write_json(out / "summary.json", summary)
+        if step_rows:
+            write_jsonl(out / "steps.jsonl", step_rows)
         if rows:
             save_checkpoint(net, out / "model.pt")
     return summary

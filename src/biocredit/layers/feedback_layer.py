@@ -1,0 +1,70 @@
+"""What every layer with a feedback pathway shares: the feedback state and its switches."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FeedbackLayer:
+    """Mixin for weight layers whose backward multiplies the error by ``feedback`` instead of
+    the forward weight.
+
+    - ``feedback``: a buffer with the weight's shape (rules that learn it update it in place);
+      ``None`` ties it to the weight: exact back-propagation.
+    - ``exact``: set by :func:`~biocredit.layers.exact_gradients`; the backward then uses the
+      weight, so the same module computes the BP reference gradient.
+    - ``weight_mask`` (optional, 0/1): sparse connectivity; the effective weight is ``W ⊙ M``,
+      so masked connections are zero whatever the optimizer does.
+    - ``feedback_mask`` (optional, 0/1): kept by rules that learn their feedback.
+    """
+
+    def init_feedback_state(self, feedback: torch.Tensor | None = None) -> None:
+        self.exact = False
+        self.register_buffer("feedback", None)
+        self.register_buffer("weight_mask", None)
+        self.register_buffer("feedback_mask", None)
+        if feedback is not None:
+            self.set_feedback(feedback)
+
+    def copy_from(self, layer: nn.Module, feedback: torch.Tensor | None):
+        """Take ``layer``'s parameter values, trainability and connectivity mask; set
+        ``feedback``. Returns ``self``."""
+        with torch.no_grad():
+            for name, param in self.named_parameters(recurse=False):
+                source = getattr(layer, name)
+                param.copy_(source)
+                param.requires_grad_(source.requires_grad)
+        if getattr(layer, "weight_mask", None) is not None:
+            self.set_weight_mask(layer.weight_mask)
+        if feedback is not None:
+            self.set_feedback(feedback)
+        return self
+
+    def set_weight_mask(self, mask: torch.Tensor) -> None:
+        """Fix the connections where ``mask`` is 0 at zero (the stored weight too)."""
+        mask = mask.detach().to(self.weight)
+        self.weight_mask = mask
+        with torch.no_grad():
+            self.weight.mul_(mask)
+
+    def effective_weight(self) -> torch.Tensor:
+        """``W ⊙ M`` with a connectivity mask, else ``W``."""
+        return self.weight if self.weight_mask is None else self.weight * self.weight_mask
+
+    def set_feedback(self, feedback: torch.Tensor) -> None:
+        if tuple(feedback.shape) != tuple(self.weight.shape):
+            raise ValueError(f"feedback shape {tuple(feedback.shape)} does not match the "
+                             f"weight shape {tuple(self.weight.shape)}")
+        self.feedback = feedback.detach().to(self.weight)
+
+    def backward_matrix(self, weight: torch.Tensor) -> torch.Tensor:
+        """What the backward multiplies the error by: the feedback, or ``weight`` when tied
+        or inside :func:`~biocredit.layers.exact_gradients`."""
+        return weight if self.exact or self.feedback is None else self.feedback
+
+    def extra_repr(self) -> str:
+        kind = "tied (BP)" if self.feedback is None else "feedback"
+        mask = "" if self.weight_mask is None else \
+            f", density={self.weight_mask.mean().item():.2f}"
+        return super().extra_repr() + f", backward={kind}{mask}"

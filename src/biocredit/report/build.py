@@ -1,0 +1,245 @@
+"""``write_report``: run folders in, ``report.md`` + ``report.html`` + PNG figures out."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..training.results import write_text_atomic
+from ..training.run import load_dataset, resolve_device
+from .colors import rule_color
+from .content import Content, Section
+from .figures import error_curves, layer_curves, receptive_fields, tsne_figure, unit_mosaic
+from .files import slug
+from .html import render_html
+from .markdown import render_markdown
+from .runs import (RunRecord, common_parent, expand_run_dirs, label_runs, load_trained,
+                   read_run, run_config)
+from .tsne import embed, hidden_features, subsample
+
+RECONSTRUCTIONS = "reconstructions.png"  # an autoencoder run's own figure, shown as it is
+
+
+@dataclass
+class ReportFiles:
+    """Where a report went: the two documents and every figure they show."""
+
+    markdown: Path
+    html: Path
+    figures: list[Path]
+
+
+def default_out_dir(folders: Sequence[Path]) -> Path:
+    """One run: its own folder. Several: their deepest common folder (the first run's
+    folder if that would be the file-system root)."""
+    folders = [Path(f) for f in folders]
+    if len(folders) == 1:
+        return folders[0]
+    parent = common_parent(folders)
+    return folders[0] if parent == Path(parent.anchor) else parent
+
+
+def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None = None,
+                 *, tsne_size: int = 500, seed: int = 0, units: int = 64,
+                 device: str = "cpu", title: str | None = None) -> ReportFiles:
+    """Compare the runs in ``run_dirs`` (a ``compare`` folder stands for all its runs) in
+    ``out_dir``/``report.md`` and a self-contained ``out_dir``/``report.html``, with the
+    figures as PNG files beside them; returns their paths.
+
+    The figures: train and test error per epoch; the angle to BP's update per hidden layer;
+    when logged, that angle every k steps, the W–B correlation, gradient norms and
+    saturation; for every run that saved its network, a t-SNE map of each hidden layer's
+    features for ``tsne_size`` test examples (the same ones for every run; 0: no t-SNE), and
+    its first layer's first ``units`` units as images; an autoencoder run's
+    ``reconstructions.png``. Networks are rebuilt on ``device``.
+    """
+    folders = expand_run_dirs(list(run_dirs))
+    records = [read_run(f) for f in folders]
+    label_runs(records)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(folders)
+    out.mkdir(parents=True, exist_ok=True)
+
+    notes: list[str] = []
+    sections = _curve_sections(records, out)
+    sections += _network_sections(records, out, notes, tsne_size=tsne_size, seed=seed,
+                                  units=units, device=device)
+    recon = [r for r in records if (r.folder / RECONSTRUCTIONS).is_file()]
+    if recon:
+        sections.append(Section(
+            "Autoencoder reconstructions",
+            "Each autoencoder run's own reconstructions figure (" + RECONSTRUCTIONS + "), for "
+            + ", ".join(r.label for r in recon) + ".",
+            [r.folder / RECONSTRUCTIONS for r in recon]))
+    for r in records:
+        status = r.summary.get("status")
+        if status not in (None, "completed"):
+            notes.append(f"{r.label}: status {status!r}"
+                         + (f" ({r.summary['message']})" if r.summary.get("message") else ""))
+
+    content = Content(
+        title=title or _default_title(records),
+        intro=[f"{len(records)} run{'s' if len(records) != 1 else ''}: "
+               + ", ".join(f"{r.label} ({r.folder})" for r in records) + ".",
+               "Errors are percentages of misclassified examples. Angles compare each rule's "
+               "weight update with back-propagation's on a fixed probe batch of training "
+               "examples, with the same weights."],
+        table_header=["rule", "model", "data", "epochs", "test error (%)", "train error (%)",
+                      "time (s)", "mean angle to BP (°)", "angle per hidden layer (°)"],
+        table_rows=[_table_row(r) for r in records],
+        sections=sections, notes=notes)
+    markdown, html = out / "report.md", out / "report.html"
+    write_text_atomic(markdown, render_markdown(content, out))
+    write_text_atomic(html, render_html(content, [rule_color(r.rule) for r in records]))
+    figures = [image for s in sections for image in s.images]
+    return ReportFiles(markdown, html, figures)
+
+
+def _default_title(records: list[RunRecord]) -> str:
+    models = sorted({r.config.get("model", "?") for r in records})
+    data = sorted({r.config.get("data", "?") for r in records})
+    return f"biocredit report: {', '.join(r.label for r in records)} " \
+           f"on {', '.join(models)}, {', '.join(data)}"
+
+
+def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "–"
+    return f"{value * scale:.{digits}f}"
+
+
+def _table_row(r: RunRecord) -> list[str]:
+    last = r.metrics[-1] if r.metrics else {}
+    s = r.summary
+    angles = last.get("angle_deg") or []
+    finite = [a for a in angles if a is not None and math.isfinite(a)]
+    mean_angle = s.get("mean_angle_deg", sum(finite) / len(finite) if finite else None)
+    seconds = s.get("seconds", sum(row.get("seconds", 0.0) for row in r.metrics))
+    return [r.label, r.config.get("model", "?"), r.config.get("data", "?"),
+            str(s.get("epochs_completed", len(r.metrics))),
+            _fmt(s.get("test_error", last.get("test_error")), 100),
+            _fmt(s.get("train_error", last.get("train_error")), 100),
+            _fmt(seconds, digits=1), _fmt(mean_angle, digits=1),
+            ", ".join(_fmt(a, digits=1) for a in angles) or "–"]
+
+
+def _curve_sections(records: list[RunRecord], out: Path) -> list[Section]:
+    hidden = max((r.hidden_layers for r in records), default=0)
+
+    def hidden_title(i, n):
+        return f"hidden layer {i + 1}"
+
+    def weight_title(i, n):
+        return "output layer" if i == hidden and n == hidden + 1 else f"hidden layer {i + 1}"
+
+    def feedback_title(i, n):
+        if n == hidden:  # layer feedback: weight layers 2 … L
+            return f"weight layer {i + 2}" + (" (output)" if i == n - 1 else "")
+        return f"feedback matrix {i + 1}"
+
+    sections = [Section("Error curves", "Train and test error after each epoch.",
+                        [error_curves(records, out / "errors.png")])]
+    figures = [
+        ("Alignment with back-propagation",
+         "Angle between each rule's weight update and BP's, per hidden layer, on the probe "
+         "batch after each epoch (Lillicrap et al. 2016, Fig. 2b). Below the dashed 90° line "
+         "the rule's update still descends BP's loss; BP itself stays at 0°.",
+         dict(key="angle_deg", path=out / "alignment.png", ylabel="angle to BP's update (°)",
+              panel_title=hidden_title, right_angle=True)),
+        ("Alignment during training",
+         "The same angle every k training steps (runs trained with --log-every-steps k).",
+         dict(key="angle_deg", path=out / "alignment-steps.png", rows="steps", x="step",
+              ylabel="angle to BP's update (°)", panel_title=hidden_title, right_angle=True)),
+        ("Forward–feedback weight correlation",
+         "Pearson correlation between each forward weight matrix W and its feedback matrix "
+         "(Bᵀ, in W's layout) after each epoch, for the rules with a feedback matrix per "
+         "layer (Amit 2019). Rules that learn their feedback (KP, URFB) drive it towards 1.",
+         dict(key="wb_correlation", path=out / "feedback-correlation.png",
+              ylabel="corr(W, Bᵀ)", panel_title=feedback_title)),
+        ("Gradient norms",
+         "Frobenius norm of each rule's weight gradient on the probe batch, per weight layer, "
+         "after each epoch (log scale).",
+         dict(key="grad_norm", path=out / "grad-norm.png", ylabel="‖ΔW‖ (gradient norm)",
+              panel_title=weight_title, log=True)),
+        ("Saturated units",
+         "Percentage of hidden units on the probe batch whose bounded activation is "
+         "saturated (tanh |h| > 0.99; logistic h < 0.01 or > 0.99; hardtanh |a| > 1). "
+         "Unbounded activations (ReLU) have none and are left out.",
+         dict(key="saturation", path=out / "saturation.png", ylabel="saturated units (%)",
+              panel_title=hidden_title, scale=100.0)),
+    ]
+    for name, text, kwargs in figures:
+        path = layer_curves(records, **kwargs)
+        if path is not None:
+            sections.append(Section(name, text, [path]))
+    return sections
+
+
+def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
+                      tsne_size: int, seed: int, units: int, device: str) -> list[Section]:
+    """t-SNE maps and receptive fields, from each run's saved network."""
+    datasets: dict[tuple, object] = {}
+    tsne_images, fields = [], []
+    torch_device = resolve_device(device)
+    for r in records:
+        config = run_config(r.config, device)
+        key = (config.data, config.data_dir, config.normalize, config.validation)
+        try:
+            if key not in datasets:
+                datasets[key] = load_dataset(config, torch_device)
+            net, dataset = load_trained(r.folder, device, dataset=datasets[key])
+        except (FileNotFoundError, ValueError, RuntimeError, KeyError) as err:
+            notes.append(f"{r.label}: no t-SNE or receptive fields, the network could not be "
+                         f"rebuilt ({err})")
+            continue
+        if not len(net.blocks):
+            continue
+        if tsne_size > 0:
+            idx = subsample(len(dataset.test_x), tsne_size, seed)
+            features = hidden_features(net, dataset.test_x[idx])
+            labels = dataset.test_y[idx].cpu().numpy()
+            maps = [embed(f, seed=seed) for f in features]
+            tsne_images.append(tsne_figure(maps, labels, out / f"tsne-{slug(r.label)}.png",
+                                           label=r.label, rule=r.rule,
+                                           num_classes=dataset.num_classes))
+        mosaic = _first_layer_mosaic(net, units)
+        if mosaic is None:
+            notes.append(f"{r.label}: the first layer's weights are not input-shaped; no "
+                         "receptive fields")
+        else:
+            fields.append((r.label, r.rule, *mosaic))
+    sections = []
+    if tsne_images:
+        sections.append(Section(
+            "t-SNE of the hidden layers",
+            f"t-SNE maps (scikit-learn, PCA initialisation, random_state={seed}) of each "
+            f"hidden layer's output for the same {tsne_size} (or all, if fewer) test examples, "
+            "coloured by class (Nøkland 2016, Fig. 3). One figure per run, one panel per "
+            "hidden layer.", tsne_images))
+    if fields:
+        sections.append(Section(
+            "Receptive fields of the first layer",
+            f"The incoming weights of the first {units} (or all, if fewer) units of hidden "
+            "layer 1, each shown as an input image and scaled by its largest absolute weight: "
+            "mid-grey is 0 (Lillicrap et al. 2016, Fig. S1).",
+            [receptive_fields(fields, out / "receptive-fields.png")]))
+    return sections
+
+
+def _first_layer_mosaic(net, units: int):
+    """The mosaic of the first weight layer's first ``units`` units (the effective weight,
+    with any connectivity mask) and how many it shows; ``None`` when they are not shaped
+    like the input (or like convolution kernels)."""
+    layer = net.blocks[0].layer
+    weight = layer.effective_weight() if hasattr(layer, "effective_weight") else layer.weight
+    weight = weight.detach()
+    if weight.dim() == 4:  # convolution kernels: out × C × kh × kw
+        shape = tuple(weight.shape[1:])
+    elif weight.dim() == 2 and weight.shape[1] == math.prod(net.input_shape):
+        shape = tuple(net.input_shape)
+    else:
+        return None
+    flat = weight.reshape(len(weight), -1).double().cpu().numpy()
+    return unit_mosaic(flat, shape, units), min(units, len(flat))

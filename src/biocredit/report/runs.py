@@ -1,0 +1,122 @@
+"""Reading run folders back: their files, and the trained network they saved."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..training.results import read_json
+from ..training.run import RunConfig, build, load_dataset
+
+
+@dataclass
+class RunRecord:
+    """What a run folder holds: ``config.json``, ``summary.json`` (may be missing for a run
+    that is still going), the ``metrics.jsonl`` rows and, when logged, the ``steps.jsonl``
+    rows. ``label`` names the run in tables and legends."""
+
+    folder: Path
+    config: dict
+    summary: dict
+    metrics: list[dict]
+    steps: list[dict] = field(default_factory=list)
+    label: str = ""
+
+    @property
+    def rule(self) -> str:
+        return self.config.get("rule", "?")
+
+    @property
+    def hidden_layers(self) -> int:
+        """Hidden layers with a logged angle (0 if no epoch was logged)."""
+        return max((len(r.get("angle_deg") or []) for r in self.metrics), default=0)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_run(folder: str | os.PathLike) -> RunRecord:
+    """Read a run folder (see :mod:`biocredit.training.run`)."""
+    folder = Path(folder)
+    for name in ("config.json", "metrics.jsonl"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} is not a run folder: it has no {name}")
+    summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+    steps = read_jsonl(folder / "steps.jsonl") if (folder / "steps.jsonl").is_file() else []
+    config = read_json(folder / "config.json")
+    return RunRecord(folder, config, summary, read_jsonl(folder / "metrics.jsonl"), steps,
+                     label=config.get("rule", folder.name))
+
+
+def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
+    """Run folders from ``paths``: a ``compare`` folder (one holding ``comparison.json``)
+    stands for its rules' run folders, in its order."""
+    folders = []
+    for path in map(Path, paths):
+        if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
+            comparison = read_json(path / "comparison.json")
+            folders += [path / name for name in comparison.get("rules", {})]
+        else:
+            folders.append(path)
+    if not folders:
+        raise ValueError("a report needs at least one run folder")
+    return folders
+
+
+def label_runs(records: list[RunRecord]) -> None:
+    """Name each run by its rule, or by its folder where rules repeat."""
+    names = [r.rule for r in records]
+    if len(set(names)) == len(names):
+        for r in records:
+            r.label = r.rule
+        return
+    root = common_parent([r.folder for r in records])
+    for r in records:
+        try:
+            r.label = str(r.folder.resolve().relative_to(root))
+        except ValueError:
+            r.label = str(r.folder)
+        if r.label in ("", "."):
+            r.label = r.folder.resolve().name
+
+
+def common_parent(folders: list[Path]) -> Path:
+    """The deepest folder holding all of ``folders`` (resolved)."""
+    return Path(os.path.commonpath([str(f.resolve()) for f in folders]))
+
+
+def run_config(config: dict, device: str = "cpu") -> RunConfig:
+    """A :class:`RunConfig` from a ``config.json`` dict (keys this version does not know are
+    dropped), moved to ``device``."""
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    return RunConfig(**{**{k: v for k, v in config.items() if k in known}, "device": device})
+
+
+def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
+    """The trained network of a run folder (in eval mode, on ``device``) and its data set.
+
+    The network is rebuilt from ``config.json`` (the same model, rule and seed) and
+    ``model.pt`` is loaded into it; torch's global random state is left as it was. Pass
+    ``dataset`` to reuse one already loaded (it is moved to ``device``).
+    """
+    folder = Path(folder)
+    if not (folder / "model.pt").is_file():
+        raise FileNotFoundError(f"{folder} has no model.pt (the run saved no network)")
+    config = run_config(read_json(folder / "config.json"), device)
+    torch_device = torch.device(device)
+    if dataset is None:
+        dataset = load_dataset(config, torch_device)
+    dataset = dataset.to(torch_device)
+    with torch.random.fork_rng(devices=[torch_device] if torch_device.type == "cuda" else []):
+        net, _, _, _ = build(config, dataset, torch_device)
+    state = torch.load(folder / "model.pt", map_location=torch_device, weights_only=True)
+    net.load_state_dict(state)
+    net.eval()
+    return net, dataset

@@ -1,0 +1,153 @@
+"""Convolutional, locally connected and residual layers and models, for every rule."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import biocredit.losses as L
+import biocredit.models as M
+import biocredit.rules as R
+from biocredit.layers import FeedbackConv2d, LocallyConnected2d
+
+
+def grads(out_fn, tensors, g):
+    return torch.autograd.grad(out_fn(), tensors, g)
+
+
+@pytest.mark.parametrize("stride, padding, bias", [(1, 0, True), (2, 1, False), (1, 2, True)])
+def test_conv_and_untied_with_b_equal_w_are_bp_bit_for_bit(stride, padding, bias):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3, stride=stride, padding=padding, bias=bias).double()
+    x = torch.randn(5, 3, 9, 9, dtype=torch.float64, requires_grad=True)
+    g = torch.randn_like(conv(x))
+    params = lambda m: [x, m.weight] + ([m.bias] if bias else [])  # noqa: E731
+    ref = grads(lambda: conv(x), params(conv), g)
+    fb = FeedbackConv2d.from_layer(conv, conv.weight.detach().clone())
+    for a, b in zip(ref, grads(lambda: fb(x), params(fb), g)):
+        assert torch.equal(a, b)
+    untied = LocallyConnected2d.from_conv(conv, (9, 9))
+    with_feedback = LocallyConnected2d.from_layer(untied, untied.weight.detach().clone())
+    plain = grads(lambda: untied(x), params(untied), g)
+    for a, b in zip(plain, grads(lambda: with_feedback(x), params(with_feedback), g)):
+        assert torch.equal(a, b)
+
+
+def test_untied_layer_with_one_kernel_everywhere_is_the_conv():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1).double()
+    untied = LocallyConnected2d.from_conv(conv, (7, 7))
+    x = torch.randn(4, 2, 7, 7, dtype=torch.float64)
+    torch.testing.assert_close(untied(x), conv(x), rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(conv(x))
+    (gw_conv,) = torch.autograd.grad(conv(x), conv.weight, g)
+    (gw_untied,) = torch.autograd.grad(untied(x), untied.weight, g)
+    torch.testing.assert_close(gw_untied.sum(0).reshape(conv.weight.shape), gw_conv,
+                               rtol=1e-12, atol=1e-12)
+    assert untied.weight.shape == (16, 3, 18)   # 4x4 locations, own weights each
+
+
+def test_conv_feedback_sends_the_error_through_the_feedback_kernel():
+    torch.manual_seed(2)
+    conv = nn.Conv2d(2, 3, 3, padding=1).double()
+    feedback = torch.randn_like(conv.weight)
+    layer = FeedbackConv2d.from_layer(conv, feedback)
+    x = torch.randn(2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    (gx,) = torch.autograd.grad(layer(x), x, g)
+    expected = torch.nn.functional.conv_transpose2d(g, feedback, padding=1)
+    torch.testing.assert_close(gx, expected, rtol=1e-12, atol=1e-12)
+
+
+SMALL_MODELS = [m for m in M.available() if m != "mlp" and
+                (not m.endswith("untied") or m == "amit-simpnet-untied")]
+
+
+@pytest.mark.parametrize("model", SMALL_MODELS)
+@pytest.mark.parametrize("rule", R.available())
+def test_every_rule_trains_every_conv_model(model, rule):
+    if rule == "ifa":
+        pytest.skip("IFA needs element-wise steps after each layer; these models pool")
+    torch.manual_seed(0)
+    net0 = M.create(model, (1, 28, 28), 10)
+    r = R.create(rule)
+    net = r.attach(net0, generator=torch.Generator().manual_seed(1))
+    x, y = torch.randn(3, 1, 28, 28), torch.randint(0, 10, (3,))
+    r.backward(net, x, y, L.create("ce"))
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    for name, b in net.named_buffers():
+        assert b.grad is None or rule == "dkp", name
+    r.after_step(net)
+    for name, b in net.named_buffers():
+        assert b.grad is None, name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [m for m in M.available() if m.endswith("untied")])
+@pytest.mark.parametrize("rule", ["bp", "fa", "urfb", "dfa"])
+def test_untied_models_for_rules(model, rule):
+    test_every_rule_trains_every_conv_model(model, rule)
+
+
+def test_ifa_on_a_pooling_model_says_why_not():
+    net = R.create("ifa").attach(M.create("lenet", (1, 28, 28), 10))
+    with pytest.raises(ValueError, match="element-wise"):
+        R.create("ifa").backward(net, torch.randn(2, 1, 28, 28), torch.tensor([0, 1]),
+                                 L.create("ce"))
+
+
+def test_dfa_hidden_update_of_a_conv_net_matches_an_independent_computation():
+    """Block l's kernel gradient is that of the block-local function with the injected
+    signal e B_lᵀ at its (pooled) output, computed here with autograd on a re-built copy."""
+    torch.manual_seed(3)
+    net0 = M.create("lenet", (1, 12, 12), 4).double()
+    rule = R.create("dfa")
+    net = rule.attach(net0, generator=torch.Generator().manual_seed(4))
+    x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
+    rule.backward(net, x, y, L.create("ce"))
+    # Independent: forward by hand, e by formula, then each block separately.
+    conv1, conv2 = net.blocks[0].layer, net.blocks[1].layer
+    fc1, fc2, out = net.blocks[2].layer, net.blocks[3].layer, net.head.layer
+    F = torch.nn.functional
+    h1 = F.max_pool2d(torch.tanh(F.conv2d(x, conv1.weight, conv1.bias, padding=2)), 2)
+    h2 = F.max_pool2d(torch.tanh(F.conv2d(h1, conv2.weight, conv2.bias, padding=2)), 2)
+    h3 = torch.tanh(h2.flatten(1) @ fc1.weight.T + fc1.bias)
+    h4 = torch.tanh(h3 @ fc2.weight.T + fc2.bias)
+    logits = h4 @ out.weight.T + out.bias
+    e = (torch.softmax(logits, 1) - F.one_hot(y, 4)) / len(x)
+    b = net.direct_feedback.matrix
+    sizes = [h1[0].numel(), h2[0].numel(), h3.shape[1], h4.shape[1]]
+    signals = (e @ b).split(sizes, dim=1)
+    w = conv2.weight.detach().requires_grad_()
+    local = F.max_pool2d(torch.tanh(F.conv2d(h1.detach(), w, conv2.bias, padding=2)), 2)
+    (expected,) = torch.autograd.grad(local, w, signals[1].reshape(local.shape))
+    torch.testing.assert_close(conv2.weight.grad, expected, rtol=1e-10, atol=1e-12)
+    # The fully connected hidden layer: the closed form δa = (B e) ⊙ f'(a), ΔW = δa hᵀ.
+    delta = signals[3] * (1 - h4 ** 2)
+    np.testing.assert_allclose(fc2.weight.grad.numpy(), (delta.T @ h3).detach().numpy(),
+                               rtol=1e-10)
+
+
+def test_amit_sum_adds_the_two_previous_layers():
+    net = M.create("amit-deepernet", (3, 32, 32), 10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    h1 = net.blocks[0](x)
+    a2 = net.blocks[1].post(net.blocks[1].layer(h1))
+    torch.testing.assert_close(net.blocks[1](x=h1), a2 + h1)
+
+
+def test_amit_maxpool_pads_with_zeros_and_dropout_convention():
+    net = M.create("amit-simpnet", (1, 28, 28), 10)
+    post = net.blocks[0].post
+    assert isinstance(post[1], nn.ZeroPad2d) and post[2].kernel_size == 3 and post[2].stride == 2
+    assert post[3].p == 0.8          # "drop .8" drops 80% of the units
+    assert net.hidden_shapes() == [(32, 14, 14), (500,)]
+
+
+def test_models_command_lists_parameter_counts(capsys):
+    from biocredit.cli import main
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "lenet" in out and "107,786" in out   # lenet on 1x28x28
