@@ -19,6 +19,10 @@ class Loss:
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.argmax(dim=1)
 
+    def errors(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Summed over the batch: misclassified examples (the error rate's numerator)."""
+        return (self.predict(logits) != target).sum()
+
 
 class CrossEntropy(Loss):
     """Softmax cross-entropy: ``e = (softmax(a_L) − y) / N``."""
@@ -64,7 +68,25 @@ class Hinge(Loss):
         return (on + off).sum() / len(logits)
 
 
-_LOSSES = {cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy, Hinge)}
+class Reconstruction(Loss):
+    """Autoencoders (Flam-Shepherd): logistic outputs ``ŷ = sigmoid(a_L)`` and squared error
+    ``loss = ½ Σ_i (ŷ_i − x_i)²`` averaged over the batch, so
+    ``e = (ŷ − x) ⊙ ŷ ⊙ (1 − ŷ) / N``. Its "error" is the mean squared error per pixel."""
+
+    name = "reconstruction"
+    description = "logistic outputs, squared reconstruction error (autoencoders)"
+
+    def __call__(self, logits, target):
+        return 0.5 * (torch.sigmoid(logits) - target).pow(2).sum() / len(logits)
+
+    def predict(self, logits):
+        return torch.sigmoid(logits)
+
+    def errors(self, logits, target):
+        return (torch.sigmoid(logits) - target).pow(2).mean(dim=1).sum()
+
+
+_LOSSES = {cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy, Hinge, Reconstruction)}
 
 
 def available() -> list[str]:

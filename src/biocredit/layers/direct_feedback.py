@@ -27,12 +27,16 @@ class DirectFeedback(nn.Module):
                              f"got {tuple(matrix.shape)}")
         self.register_buffer("matrix", matrix)
         self.register_buffer("mask", mask)  # 0/1: the connections kept (sparse feedback)
-        self.register_buffer("mask", mask)
 
     def forward(self, error: torch.Tensor) -> list[torch.Tensor]:
         flat = error @ self.matrix
         return [s.reshape(len(error), *shape)
                 for s, shape in zip(flat.split(self.sizes, dim=1), self.shapes)]
+
+    def project_each(self, errors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``s_l = e_l B_lᵀ``: every block its own error (auxiliary errors)."""
+        return [(e @ b).reshape(len(e), *shape)
+                for e, b, shape in zip(errors, self.block_matrices(), self.shapes)]
 
     def block_matrices(self) -> list[torch.Tensor]:
         """Views ``B_lᵀ`` (``C × n_l``) of the columns feeding each block."""

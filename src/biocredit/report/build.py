@@ -168,7 +168,7 @@ def _curve_sections(records: list[RunRecord], out: Path) -> list[Section]:
          "saturated (tanh |h| > 0.99; logistic h < 0.01 or > 0.99; hardtanh |a| > 1). "
          "Unbounded activations (ReLU) have none and are left out.",
          dict(key="saturation", path=out / "saturation.png", ylabel="saturated units (%)",
-              panel_title=hidden_title, scale=100.0)),
+              panel_title=hidden_title, scale=100.0, from_zero=True)),
     ]
     for name, text, kwargs in figures:
         path = layer_curves(records, **kwargs)

@@ -1,8 +1,9 @@
 """One colour per rule, the same in every figure of every report.
 
 The colours come from matplotlib's tab20 palette, strong shades first (they are tab10's),
-then the light ones, assigned in the order of :func:`biocredit.rules.available` so a rule
-keeps its colour whichever rules a report compares. BP, the reference, is always black.
+then the light ones, without its greys (grey marks reference lines such as 90°), assigned in
+the order of :func:`biocredit.rules.available` so a rule keeps its colour whichever rules a
+report compares. BP, the reference, is always black.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import zlib
 
 from .. import rules
 
-# tab20's strong shades (= tab10), then its light shades.
+# tab20's strong shades (= tab10), then its light shades; no greys.
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#8c564b", "#e377c2", "#bcbd22", "#17becf",
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-    "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
 )
 REFERENCE_COLOR = "#000000"  # bp
 LINESTYLES = ("-", "--", ":", "-.")

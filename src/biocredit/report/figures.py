@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from .colors import rule_color, run_linestyles
 from .files import save_figure
@@ -78,20 +78,25 @@ def error_curves(records: Sequence[RunRecord], path: Path) -> Path:
 def layer_curves(records: Sequence[RunRecord], key: str, path: Path, *, ylabel: str,
                  panel_title: Callable[[int, int], str], rows: str = "metrics",
                  x: str = "epoch", scale: float = 1.0, log: bool = False,
-                 right_angle: bool = False) -> Path | None:
+                 right_angle: bool = False, from_zero: bool = False) -> Path | None:
     """One panel per layer (entry ``i`` of the per-layer list ``row[key]``), one line per run
     over ``x`` (``epoch`` for ``metrics.jsonl`` rows, ``step`` for ``steps.jsonl`` rows).
 
-    ``panel_title(i, panels)`` names panel ``i``; ``right_angle`` adds a dashed line at 90°.
-    Returns ``None`` (and writes nothing) when no run has a finite value for ``key``.
+    ``panel_title(i, panels)`` names panel ``i``; ``right_angle`` adds a dashed line at 90°;
+    ``from_zero`` starts the y axis at 0. Runs without a finite value for ``key`` are left
+    out (of the legend too); returns ``None`` (and writes nothing) when no run has one.
     """
     series = {id(r): getattr(r, rows) for r in records}
-    panels = max((len(row.get(key) or []) for r in records for row in series[id(r)]),
-                 default=0)
-    finite = any(math.isfinite(_value(row.get(key), i)) for r in records
-                 for row in series[id(r)] for i in range(panels))
-    if not finite:
+
+    def width(r):
+        return max((len(row.get(key) or []) for row in series[id(r)]), default=0)
+
+    records = [r for r in records
+               if any(math.isfinite(_value(row.get(key), i))
+                      for row in series[id(r)] for i in range(width(r)))]
+    if not records:
         return None
+    panels = max(width(r) for r in records)
     fig, axes = _figure(panels)
     styles = run_linestyles([r.rule for r in records])
     for i, ax in enumerate(axes):
@@ -109,6 +114,13 @@ def layer_curves(records: Sequence[RunRecord], key: str, path: Path, *, ylabel: 
             ax.set_ylim(0, max(100.0, top * 1.05))
         if log:
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        if from_zero:
+            top = np.nanmax([_value(row.get(key), i, scale) for r in records
+                             for row in series[id(r)]] + [0.0])
+            ax.set_ylim(0, top * 1.1 if top > 0 else 1.0)
         ax.set_title(panel_title(i, panels))
         ax.set_xlabel(x)
         ax.set_ylabel(ylabel)

@@ -15,6 +15,7 @@ from .dkp import DirectKolenPollack
 from .fa import FeedbackAlignment
 from .frfb import FixedRandomFeedback
 from .frsf import FixedRandomSignFeedback
+from .general import GeneralFeedback
 from .ifa import IndirectFeedbackAlignment
 from .kp import KolenPollack
 from .urfb import UpdatedRandomFeedback
@@ -24,7 +25,8 @@ _RULES: dict[str, type[Rule]] = {
     cls.name: cls
     for cls in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, IndirectFeedbackAlignment,
                 KolenPollack, FixedRandomFeedback, UpdatedRandomFeedback, DirectKolenPollack,
-                UniformSignFeedback, BatchRandomSignFeedback, FixedRandomSignFeedback)
+                UniformSignFeedback, BatchRandomSignFeedback, FixedRandomSignFeedback,
+                GeneralFeedback)
 }
 
 

@@ -180,15 +180,34 @@ class DirectFeedbackRule(FeedbackRule):
     def backward(self, net, x, target, loss_fn):
         traces, logits = forward_cut(net, x)
         error, loss = output_error(loss_fn, logits, target)
-        outputs, grads = self.hidden_signals(net, error, traces)
+        outputs, grads = self.hidden_signals(net, error, traces, target)
         torch.autograd.backward([logits, *outputs], [error, *grads])
         return StepResult(loss, logits.detach())
 
-    def hidden_signals(self, net: Network, error: torch.Tensor, traces: list[BlockTrace]):
+    def hidden_signals(self, net: Network, error: torch.Tensor, traces: list[BlockTrace],
+                       target: torch.Tensor):
         """Tensors of the cut graph and the gradients to inject at them. DFA: every block
-        output ``h_l`` receives ``δh_l = e B_lᵀ``; autograd turns it into
+        output ``h_l`` receives ``δh_l = e_l B_lᵀ``; autograd turns it into
         ``δa_l = δh_l ⊙ f'(a_l)`` and the block's weight gradient ``δa_l h_{l-1}ᵀ``."""
-        return [t.output for t in traces], net.direct_feedback(error)
+        return [t.output for t in traces], self.direct_signals(net, error, traces, target)
+
+    def direct_signals(self, net, error, traces, target) -> list[torch.Tensor]:
+        """``e_l B_lᵀ`` per block, with ``e_l = e`` (one matmul for all blocks) or, with the
+        option ``aux_errors``, each block's own auxiliary error (:func:`auxiliary_error`)."""
+        if not self.options.get("aux_errors"):
+            return net.direct_feedback(error)
+        errors = [auxiliary_error(t.output.detach().flatten(1) @ b.t(), target)
+                  for t, b in zip(traces, net.direct_feedback.block_matrices())]
+        return net.direct_feedback.project_each(errors)
+
+
+def auxiliary_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """LAFS-style error of auxiliary logits ``a_x,l = B_lᵀ h_l``:
+    ``e_l = (softmax(a_x,l) − y) / N`` (the batch mean, like the output error)."""
+    if target.dtype.is_floating_point:
+        raise ValueError("auxiliary errors need class targets (a classification task)")
+    onehot = torch.nn.functional.one_hot(target, logits.shape[1]).to(logits.dtype)
+    return (torch.softmax(logits, dim=1) - onehot) / len(logits)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import DirectFeedbackRule
+from .base import FEEDBACK_OPTIONS, DirectFeedbackRule
 
 
 class DirectFeedbackAlignment(DirectFeedbackRule):
@@ -10,7 +10,10 @@ class DirectFeedbackAlignment(DirectFeedbackRule):
 
     All ``B_l`` form one ``C × Σ n_l`` matrix, drawn ``U(−s, s)`` with
     ``s = feedback_scale`` or ``1/√C`` by default; one matmul feeds every block.
+    ``aux_errors=True`` replaces ``e`` by each layer's own auxiliary error (Flam-Shepherd's
+    LAFS-style experiment): ``e_l = softmax(B_lᵀ h_l) − y``.
     """
 
     name = "dfa"
     summary = "direct feedback alignment: output error to every hidden layer"
+    defaults = {**FEEDBACK_OPTIONS, "aux_errors": False}

@@ -30,7 +30,7 @@ class DirectKolenPollack(DirectFeedbackRule):
             o["feedback_optimizer"], [net.direct_feedback.matrix], o["feedback_lr"],
             o["feedback_momentum"], o["feedback_decay"])
 
-    def hidden_signals(self, net, error, traces):
+    def hidden_signals(self, net, error, traces, target):
         feedback = net.direct_feedback
         h = torch.cat([t.output.detach().flatten(1) for t in traces], dim=1)
         grad = error.t() @ h                                   # e h_lᵀ for every block at once
@@ -38,7 +38,7 @@ class DirectKolenPollack(DirectFeedbackRule):
             grad.mul_(feedback.mask)
         feedback.matrix.grad = grad if feedback.matrix.grad is None else \
             feedback.matrix.grad + grad
-        return super().hidden_signals(net, error, traces)
+        return super().hidden_signals(net, error, traces, target)
 
     @torch.no_grad()
     def after_step(self, net):

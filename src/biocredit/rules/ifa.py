@@ -25,7 +25,7 @@ class IndirectFeedbackAlignment(DirectFeedbackRule):
     def direct_shapes(self, hidden_shapes):
         return hidden_shapes[:1]
 
-    def hidden_signals(self, net, error, traces):
+    def hidden_signals(self, net, error, traces, target):
         (signal,) = net.direct_feedback(error)
         deltas = []
         for block, trace in zip(net.blocks, traces):

@@ -66,15 +66,16 @@ def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
 @torch.no_grad()
 def evaluate(net: Network, x: torch.Tensor, y: torch.Tensor, loss_fn,
              batch_size: int = 1000) -> tuple[float, float]:
-    """Mean loss and error rate (fraction misclassified) of ``net`` in eval mode."""
+    """Mean loss and error of ``net`` in eval mode: the fraction misclassified, or for a
+    reconstruction loss the mean squared error per pixel (``loss_fn.errors``)."""
     was_training = net.training
     net.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
-    wrong = torch.zeros((), dtype=torch.int64, device=x.device)
+    wrong = torch.zeros((), dtype=torch.float64, device=x.device)
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
         logits = net(xb)
         loss_sum += loss_fn(logits, yb).double() * len(xb)
-        wrong += (loss_fn.predict(logits) != yb).sum()
+        wrong += loss_fn.errors(logits, yb).double()
     net.train(was_training)
     return loss_sum.item() / len(x), wrong.item() / len(x)

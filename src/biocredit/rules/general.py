@@ -1,0 +1,148 @@
+"""The general feedback rule (Flam-Shepherd): each hidden layer's teaching signal mixes
+several error paths, each through its own fixed random matrix.
+
+For hidden layer ``l`` (counted from the bottom, ``l = 1..k``) the sources are
+
+- ``direct``: ``B_l e_l`` (DFA-type; ``e_l = e``, or the layer's auxiliary error),
+- ``above``: ``B̃_l δa_{l+1}`` (FA-type; for the top hidden layer ``δa_{k+1} = e``),
+- ``below``: ``B̄_l δa_{l-1}`` (from the layer below; not for ``l = 1``),
+- ``above-dfa`` / ``below-dfa``: the same matrices applied to the neighbour's plain DFA
+  signal ``δã = (B e) ⊙ f'(a)``,
+
+and ``δa_l = F(sources) ⊙ f'(a_l)`` with ``F`` their element-wise mean (or a weighted mean,
+option ``weights``). The paper's strategies, generalised to ``k`` hidden layers:
+
+- ``s1``: the top layer ``direct``; every lower layer ``direct + above`` (top-down),
+- ``s2``: the bottom layer ``direct``; every higher layer ``direct + below`` (bottom-up),
+- ``s3``: every layer ``direct`` plus its neighbours' plain DFA signals (``above-dfa`` for
+  all but the top layer, ``below-dfa`` for all but the bottom one).
+
+For two hidden layers these are the table in ALGORITHMS.md. Its s2 row is garbled in our copy
+of the paper and was reconstructed from the figure's description (direct plus from below).
+``sources`` overrides the strategy layer by layer, bottom first: ``"direct+above;direct"``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .base import FEEDBACK_OPTIONS, DirectFeedbackRule
+
+SOURCES = ("direct", "above", "below", "above-dfa", "below-dfa")
+
+
+def strategy_sources(strategy: str, depth: int) -> list[tuple[str, ...]]:
+    """Sources per hidden layer (bottom first) of a named strategy."""
+    if strategy == "s1":
+        return [("direct", "above")] * (depth - 1) + [("direct",)]
+    if strategy == "s2":
+        return [("direct",)] + [("direct", "below")] * (depth - 1)
+    if strategy == "s3":
+        return [("direct",) + (("below-dfa",) if l > 0 else ())
+                + (("above-dfa",) if l < depth - 1 else ()) for l in range(depth)]
+    if strategy == "dfa":
+        return [("direct",)] * depth
+    raise ValueError(f"unknown strategy {strategy!r}; choose from s1, s2, s3, dfa")
+
+
+def parse_sources(text: str, depth: int) -> list[tuple[str, ...]]:
+    """``"direct+above;direct"`` -> ``[("direct", "above"), ("direct",)]``."""
+    layers = [tuple(s.strip() for s in part.split("+") if s.strip())
+              for part in text.split(";")]
+    if len(layers) != depth:
+        raise ValueError(f"sources names {len(layers)} layers; the model has {depth} hidden "
+                         "layers (separate layers with ';', bottom first)")
+    for l, layer in enumerate(layers):
+        if not layer or any(s not in SOURCES for s in layer):
+            raise ValueError(f"layer {l + 1}: sources must be among {', '.join(SOURCES)}; "
+                             f"got {'+'.join(layer) or 'nothing'}")
+        if l == 0 and any(s.startswith("below") for s in layer):
+            raise ValueError("the first hidden layer has no layer below it")
+    return layers
+
+
+class NeighbourFeedback(nn.Module):
+    """The fixed random matrices ``B̃_l`` (``above_l``: width above × ``n_l``) and ``B̄_l``
+    (``below_l``: ``n_{l-1}`` × ``n_l``), as buffers."""
+
+    def matrix(self, direction: str, layer: int) -> torch.Tensor:
+        return getattr(self, f"{direction}_{layer}")
+
+
+class GeneralFeedback(DirectFeedbackRule):
+    """``δa_l = F(B_l e_l, B̃_l δa_{l+1}, B̄_l δa_{l-1}) ⊙ f'(a_l)`` (see the module doc)."""
+
+    name = "general"
+    summary = "general feedback (Flam-Shepherd): direct, from-above and from-below errors mixed"
+    defaults = {**FEEDBACK_OPTIONS, "strategy": "s1", "sources": None, "weights": None,
+                "aux_errors": False}
+
+    def layer_sources(self, depth: int) -> list[tuple[str, ...]]:
+        if self.options["sources"]:
+            return parse_sources(self.options["sources"], depth)
+        return strategy_sources(self.options["strategy"], depth)
+
+    def prepare(self, net, generator):
+        if not all(block.elementwise for block in net.blocks):
+            raise ValueError("the general rule needs element-wise steps after every weight "
+                             "layer (an MLP)")
+        super().prepare(net, generator)
+        widths = [math.prod(s) for s in net.hidden_shapes()]
+        outputs = net.head.layer.weight.shape[0]
+        weight = net.head.layer.weight
+        neighbours = NeighbourFeedback()
+        for l, sources in enumerate(self.layer_sources(len(widths))):
+            for direction in ("above", "below"):
+                if any(s.startswith(direction) for s in sources):
+                    width = (widths[l + 1] if l + 1 < len(widths) else outputs) \
+                        if direction == "above" else widths[l - 1]
+                    b, _ = self.make_feedback((width, widths[l]), width, generator, weight)
+                    neighbours.register_buffer(f"{direction}_{l}", b)
+        net.neighbour_feedback = neighbours
+
+    def hidden_signals(self, net, error, traces, target):
+        sources = self.layer_sources(len(traces))
+        direct = [d.flatten(1) for d in self.direct_signals(net, error, traces, target)]
+        weights = self.options["weights"] or {}
+        deltas: dict[int, torch.Tensor] = {}
+        plain: dict[int, torch.Tensor] = {}
+
+        def times_derivative(l, u):  # u ⊙ f'(a_l): the element-wise post-steps' Jacobian
+            t = traces[l]
+            (d,) = torch.autograd.grad(t.output, t.preactivation, u.reshape(t.output.shape),
+                                       retain_graph=True)
+            return d.flatten(1)
+
+        def dfa_delta(l):
+            if l not in plain:
+                plain[l] = times_derivative(l, direct[l])
+            return plain[l]
+
+        def delta(l, visiting=()):
+            if l in deltas:
+                return deltas[l]
+            if l in visiting:
+                raise ValueError("the sources form a cycle (a layer uses 'above' and the "
+                                 "layer above it 'below'); use above-dfa or below-dfa")
+            total, weight_sum = 0, 0.0
+            for s in sources[l]:
+                if s == "direct":
+                    u = direct[l]
+                else:
+                    direction, _, kind = s.partition("-")
+                    n = l + 1 if direction == "above" else l - 1
+                    if n == len(traces):
+                        signal = error
+                    else:
+                        signal = dfa_delta(n) if kind else delta(n, (*visiting, l))
+                    u = signal @ net.neighbour_feedback.matrix(direction, l)
+                w = float(weights.get(s, 1.0))
+                total, weight_sum = total + w * u, weight_sum + w
+            deltas[l] = times_derivative(l, total / weight_sum)
+            return deltas[l]
+
+        grads = [delta(l).reshape(t.preactivation.shape) for l, t in enumerate(traces)]
+        return [t.preactivation for t in traces], grads
