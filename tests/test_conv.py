@@ -66,8 +66,8 @@ SMALL_MODELS = [m for m in M.available() if m != "mlp" and
 @pytest.mark.parametrize("model", SMALL_MODELS)
 @pytest.mark.parametrize("rule", R.available())
 def test_every_rule_trains_every_conv_model(model, rule):
-    if rule == "ifa":
-        pytest.skip("IFA needs element-wise steps after each layer; these models pool")
+    if rule in ("ifa", "general"):
+        pytest.skip("IFA and the general rule need element-wise steps after each layer")
     torch.manual_seed(0)
     net0 = M.create(model, (1, 28, 28), 10)
     r = R.create(rule)
@@ -91,11 +91,13 @@ def test_untied_models_for_rules(model, rule):
     test_every_rule_trains_every_conv_model(model, rule)
 
 
-def test_ifa_on_a_pooling_model_says_why_not():
+def test_ifa_and_general_on_a_pooling_model_say_why_not():
     net = R.create("ifa").attach(M.create("lenet", (1, 28, 28), 10))
     with pytest.raises(ValueError, match="element-wise"):
         R.create("ifa").backward(net, torch.randn(2, 1, 28, 28), torch.tensor([0, 1]),
                                  L.create("ce"))
+    with pytest.raises(ValueError, match="element-wise"):
+        R.create("general").attach(M.create("lenet", (1, 28, 28), 10))
 
 
 def test_dfa_hidden_update_of_a_conv_net_matches_an_independent_computation():

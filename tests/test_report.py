@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
+import shutil
+import stat
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -46,8 +49,13 @@ def report(runs):
 
 
 def colours(image: np.ndarray) -> int:
-    pixels = image.reshape(-1, image.shape[-1]) if image.ndim == 3 else image.reshape(-1, 1)
-    return len(np.unique(pixels, axis=0))
+    """Distinct pixel colours of an image read by ``imread`` (floats in [0, 1])."""
+    pixels = np.round(np.asarray(image) * 255).astype(np.uint32)
+    pixels = pixels.reshape(-1, pixels.shape[-1]) if pixels.ndim == 3 else pixels.reshape(-1, 1)
+    packed = np.zeros(len(pixels), dtype=np.uint32)
+    for channel in range(pixels.shape[1]):
+        packed = (packed << 8) | pixels[:, channel]
+    return len(np.unique(packed))
 
 
 def test_report_writes_every_expected_file_next_to_the_runs(runs, report):
@@ -58,6 +66,11 @@ def test_report_writes_every_expected_file_next_to_the_runs(runs, report):
         assert path.is_file()
     assert runs / "fa" / "reconstructions.png" in report.figures
     assert not list(runs.glob(".*.tmp"))  # atomic writes leave no temporary files
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in [report.html, report.markdown, *report.figures]:
+        if path.parent == runs:  # readable like any file written here, not private (0600)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
 def test_every_figure_is_a_real_image_with_more_than_one_colour(report):
@@ -175,6 +188,7 @@ def test_report_command_writes_to_out(runs, tmp_path, capsys):
     assert (out / "report.md").read_text().startswith("# two runs")
     assert not list(out.glob("tsne-*.png")) and (out / "receptive-fields.png").is_file()
     assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert main(["report", str(runs / "bp"), "--tsne-size", "-1"]) == 2
 
 
 def test_compare_ends_with_the_report_unless_told_not_to(tmp_path, capsys):
@@ -187,3 +201,16 @@ def test_compare_ends_with_the_report_unless_told_not_to(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "b"), "--no-report"]) == 0
     assert "report" not in capsys.readouterr().out
     assert not (tmp_path / "b" / "report.md").exists()
+
+
+def test_autoencoder_errors_are_shown_as_mean_squared_errors(runs, tmp_path):
+    folder = tmp_path / "ae"
+    shutil.copytree(runs / "bp", folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "loss": "reconstruction"}))
+    files = write_report([folder], tsne_size=0)
+    assert files.markdown == folder / "report.md"
+    summary = json.loads((folder / "summary.json").read_text())
+    markdown = files.markdown.read_text()
+    assert "| test error (MSE per pixel) |" in markdown
+    assert f"| {summary['test_error']:.4g} |" in markdown

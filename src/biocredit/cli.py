@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -13,7 +12,8 @@ from . import data as datasets
 from . import losses, models, rules
 from .models import INITS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
-from .training.results import write_json
+from .training.run import TASKS
+from .training.results import slug, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +93,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", choices=("scale", "standardize"), default="scale")
     p.add_argument("--validation", type=float, default=0.0,
                    help="hold out this fraction (or count, if >= 1) of the training set")
-    p.add_argument("--loss", default="ce", help=f"one of: {', '.join(losses.available())}")
+    p.add_argument("--task", choices=TASKS, default="classify",
+                   help="classify, or autoencoder (reconstruct the input; loss reconstruction)")
+    p.add_argument("--loss", help=f"one of: {', '.join(losses.available())} (default: ce, "
+                                  "or reconstruction for autoencoders)")
+    p.add_argument("--strategy", help="general rule: s1, s2 or s3 (Flam-Shepherd)")
+    p.add_argument("--aux-errors", action="store_true",
+                   help="each hidden layer learns from its own auxiliary error (dfa, general)")
     p.add_argument("--off-class-factor", type=float,
                    help="hinge loss: weight of the off-class terms (default 1)")
     p.add_argument("--epochs", type=int, default=10)
@@ -157,18 +163,31 @@ def check_rule_options(names: list[str], pairs: list[str]) -> None:
             raise ValueError(f"no rule among {', '.join(names)} has the option {key!r}")
 
 
-def feedback_flags(args) -> list[str]:
-    """The feedback flags as rule options (each applies to the rules that have it)."""
-    pairs = []
-    for flag, key in (("feedback_density", "feedback_density"),
-                      ("feedback_init", "feedback_init")):
-        value = getattr(args, flag)
-        if value is not None:
-            pairs.append(f"{key}={json.dumps(value)}")
-    return pairs
+def flag_options(args) -> list[str]:
+    """The rule flags as ``KEY=VALUE`` options (each applies to the rules that have it)."""
+    values = {"feedback_density": args.feedback_density, "feedback_init": args.feedback_init,
+              "strategy": args.strategy, "aux_errors": True if args.aux_errors else None}
+    return [f"{key}={json.dumps(value)}" for key, value in values.items() if value is not None]
 
 
-def config_from(args, rule: str) -> RunConfig:
+def parse_rule_spec(spec: str) -> tuple[str, dict]:
+    """``RULE[:KEY=VALUE...]``, e.g. ``general:strategy=s2:aux_errors=true``."""
+    name, *pairs = spec.split(":")
+    rules.get(name)
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ValueError(f"in {spec!r}: options are KEY=VALUE; got {pair!r}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return name, options
+
+
+def config_from(args, spec: str) -> RunConfig:
+    rule, spec_options = parse_rule_spec(spec)
     model_options = {"init": args.init, "dropout_input": args.dropout_input,
                      "dropout_hidden": args.dropout_hidden}
     if args.forward_density != 1.0:
@@ -176,18 +195,18 @@ def config_from(args, rule: str) -> RunConfig:
     loss_options = {} if args.off_class_factor is None else \
         {"off_class_factor": args.off_class_factor}
     return RunConfig(
-        rule=rule, rule_options=parse_rule_options(rule, args.rule_option + feedback_flags(args)),
+        rule=rule, label=spec,
+        rule_options={**parse_rule_options(rule, args.rule_option + flag_options(args)),
+                      **spec_options},
+        task=args.task,
         model=args.model, model_options=model_options, loss_options=loss_options,
         data=args.data, data_dir=args.data_dir, download=not args.no_download,
         normalize=args.normalize,
-        validation=args.validation, loss=args.loss, epochs=args.epochs,
+        validation=args.validation, epochs=args.epochs,
+        loss=args.loss or ("reconstruction" if args.task == "autoencoder" else "ce"),
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
         device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
 class ProgressBar:
@@ -230,7 +249,7 @@ def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None) -> dict:
 
 
 def cmd_train(args) -> int:
-    check_rule_options([args.rule], args.rule_option + feedback_flags(args))
+    check_rule_options([parse_rule_spec(args.rule)[0]], args.rule_option + flag_options(args))
     config = config_from(args, args.rule)
     out = Path(args.out or f"runs/{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}"
                            f"-s{args.seed}")
@@ -241,29 +260,34 @@ def cmd_train(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    names = [n.strip() for n in args.rules.split(",") if n.strip()]
-    if not names:
+    specs = [n.strip() for n in args.rules.split(",") if n.strip()]
+    if not specs:
         raise ValueError("--rules needs at least one rule name")
-    for name in names:
-        rules.get(name)
-    check_rule_options(names, args.rule_option + feedback_flags(args))
-    configs = {name: config_from(args, name) for name in names}
+    if len(set(specs)) != len(specs):
+        raise ValueError("--rules names a rule twice; give the copies different options")
+    check_rule_options([parse_rule_spec(s)[0] for s in specs],
+                       args.rule_option + flag_options(args))
+    configs = {spec: config_from(args, spec) for spec in specs}
     for config in configs.values():
         config.validate()
     out = Path(args.out or f"runs/compare-{slug(args.data)}-{slug(args.model)}-s{args.seed}")
     from .training.run import load_dataset, resolve_device
-    dataset = load_dataset(configs[names[0]], resolve_device(args.device))
-    summaries = {name: train_one(config, out / name, args.quiet, dataset)
-                 for name, config in configs.items()}
-    shared = dataclasses.asdict(configs[names[0]])
-    for key in ("rule", "rule_options"):
+    dataset = load_dataset(configs[specs[0]], resolve_device(args.device))
+    folders = {spec: out / slug(spec) for spec in specs}
+    summaries = {spec: train_one(config, folders[spec], args.quiet, dataset)
+                 for spec, config in configs.items()}
+    shared = dataclasses.asdict(configs[specs[0]])
+    for key in ("rule", "label", "rule_options"):
         shared.pop(key)
     write_json(out / "comparison.json", {"config": shared, "rules": summaries})
     print(format_table(summaries))
     print(f"runs written to {out}")
+    if args.task == "autoencoder":
+        from .training.autoencoder import combine_reconstructions
+        combine_reconstructions(out / "reconstructions.png", dataset, folders)
     if not args.no_report:
         from .report import write_report
-        files = write_report([out / name for name in names], out, tsne_size=args.tsne_size)
+        files = write_report(list(folders.values()), out, tsne_size=args.tsne_size)
         print(f"report written to {files.html} (and {files.markdown.name})")
     return 0
 
@@ -276,12 +300,13 @@ def cmd_report(args) -> int:
 
 
 def format_table(summaries: dict[str, dict]) -> str:
-    header = f"{'rule':<8} {'test error':>10} {'train error':>11} {'time (s)':>9} " \
+    width = max(8, *(len(name) for name in summaries))
+    header = f"{'rule':<{width}} {'test error':>10} {'train error':>11} {'time (s)':>9} " \
              f"{'angle to BP (°)':>16}"
     lines = [header, "-" * len(header)]
     for name, s in summaries.items():
         angle = "-" if s["mean_angle_deg"] is None else f"{s['mean_angle_deg']:.1f}"
-        lines.append(f"{name:<8} {s['test_error']:>10.4f} {s['train_error']:>11.4f} "
+        lines.append(f"{name:<{width}} {s['test_error']:>10.4f} {s['train_error']:>11.4f} "
                      f"{s['seconds']:>9.1f} {angle:>16}")
     return "\n".join(lines)
 
@@ -316,6 +341,12 @@ def cmd_rules(args) -> int:
 def cmd_models(args) -> int:
     print("mlp:DEPTHxWIDTH:ACTIVATION   e.g. mlp:2x800:tanh; activations: "
           + ", ".join(sorted(models.ACTIVATIONS)))
+    print(f"{'model':<24} {'params (1x28x28)':>17} {'params (3x32x32)':>17}")
+    for name in models.available():
+        if name != "mlp":
+            counts = [f"{models.parameter_count(name, shape, 10):,}"
+                      for shape in ((1, 28, 28), (3, 32, 32))]
+            print(f"{name:<24} {counts[0]:>17} {counts[1]:>17}")
     return 0
 
 

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..training.results import write_text_atomic
 from ..training.run import load_dataset, resolve_device
 from .colors import rule_color
 from .content import Content, Section
 from .figures import error_curves, layer_curves, receptive_fields, tsne_figure, unit_mosaic
-from .files import slug
+from .files import slug, write_text
 from .html import render_html
 from .markdown import render_markdown
 from .runs import (RunRecord, common_parent, expand_run_dirs, label_runs, load_trained,
@@ -56,6 +55,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     its first layer's first ``units`` units as images; an autoencoder run's
     ``reconstructions.png``. Networks are rebuilt on ``device``.
     """
+    if tsne_size < 0:
+        raise ValueError(f"tsne_size is a number of test examples (0: no t-SNE); got {tsne_size}")
     folders = expand_run_dirs(list(run_dirs))
     records = [read_run(f) for f in folders]
     label_runs(records)
@@ -63,7 +64,14 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     out.mkdir(parents=True, exist_ok=True)
 
     notes: list[str] = []
-    sections = _curve_sections(records, out)
+    # Classifiers log the fraction misclassified (shown in %); autoencoders the mean squared
+    # reconstruction error per pixel (shown as it is).
+    autoencoders = [r.config.get("loss") == "reconstruction" for r in records]
+    scale, unit = (1.0, "MSE per pixel") if all(autoencoders) else (100.0, "%")
+    if any(autoencoders) and not all(autoencoders):
+        notes.append("Some runs are autoencoders: their errors are mean squared errors per "
+                     "pixel, shown ×100 beside the others' percentages.")
+    sections = _curve_sections(records, out, scale, unit)
     sections += _network_sections(records, out, notes, tsne_size=tsne_size, seed=seed,
                                   units=units, device=device)
     recon = [r for r in records if (r.folder / RECONSTRUCTIONS).is_file()]
@@ -83,16 +91,19 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         title=title or _default_title(records),
         intro=[f"{len(records)} run{'s' if len(records) != 1 else ''}: "
                + ", ".join(f"{r.label} ({r.folder})" for r in records) + ".",
-               "Errors are percentages of misclassified examples. Angles compare each rule's "
+               ("Errors are percentages of misclassified examples. " if scale == 100.0 else
+                "Errors are mean squared reconstruction errors per pixel. ")
+               + "Angles compare each rule's "
                "weight update with back-propagation's on a fixed probe batch of training "
                "examples, with the same weights."],
-        table_header=["rule", "model", "data", "epochs", "test error (%)", "train error (%)",
-                      "time (s)", "mean angle to BP (°)", "angle per hidden layer (°)"],
-        table_rows=[_table_row(r) for r in records],
+        table_header=["rule", "model", "data", "epochs", f"test error ({unit})",
+                      f"train error ({unit})", "time (s)", "mean angle to BP (°)",
+                      "angle per hidden layer (°)"],
+        table_rows=[_table_row(r, scale) for r in records],
         sections=sections, notes=notes)
     markdown, html = out / "report.md", out / "report.html"
-    write_text_atomic(markdown, render_markdown(content, out))
-    write_text_atomic(html, render_html(content, [rule_color(r.rule) for r in records]))
+    write_text(markdown, render_markdown(content, out))
+    write_text(html, render_html(content, [rule_color(r.rule) for r in records]))
     figures = [image for s in sections for image in s.images]
     return ReportFiles(markdown, html, figures)
 
@@ -105,12 +116,15 @@ def _default_title(records: list[RunRecord]) -> str:
 
 
 def _fmt(value, scale: float = 1.0, digits: int = 2) -> str:
+    """``value × scale`` with ``digits`` decimals (significant digits if ``digits < 0``)."""
     if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return "–"
+    if digits < 0:
+        return f"{value * scale:.{-digits}g}"
     return f"{value * scale:.{digits}f}"
 
 
-def _table_row(r: RunRecord) -> list[str]:
+def _table_row(r: RunRecord, scale: float = 100.0) -> list[str]:
     last = r.metrics[-1] if r.metrics else {}
     s = r.summary
     angles = last.get("angle_deg") or []
@@ -119,13 +133,14 @@ def _table_row(r: RunRecord) -> list[str]:
     seconds = s.get("seconds", sum(row.get("seconds", 0.0) for row in r.metrics))
     return [r.label, r.config.get("model", "?"), r.config.get("data", "?"),
             str(s.get("epochs_completed", len(r.metrics))),
-            _fmt(s.get("test_error", last.get("test_error")), 100),
-            _fmt(s.get("train_error", last.get("train_error")), 100),
+            _fmt(s.get("test_error", last.get("test_error")), scale, 2 if scale == 100 else -4),
+            _fmt(s.get("train_error", last.get("train_error")), scale, 2 if scale == 100 else -4),
             _fmt(seconds, digits=1), _fmt(mean_angle, digits=1),
             ", ".join(_fmt(a, digits=1) for a in angles) or "–"]
 
 
-def _curve_sections(records: list[RunRecord], out: Path) -> list[Section]:
+def _curve_sections(records: list[RunRecord], out: Path, scale: float,
+                    unit: str) -> list[Section]:
     hidden = max((r.hidden_layers for r in records), default=0)
 
     def hidden_title(i, n):
@@ -140,7 +155,7 @@ def _curve_sections(records: list[RunRecord], out: Path) -> list[Section]:
         return f"feedback matrix {i + 1}"
 
     sections = [Section("Error curves", "Train and test error after each epoch.",
-                        [error_curves(records, out / "errors.png")])]
+                        [error_curves(records, out / "errors.png", scale=scale, unit=unit)])]
     figures = [
         ("Alignment with back-propagation",
          "Angle between each rule's weight update and BP's, per hidden layer, on the probe "
@@ -214,7 +229,8 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
     if tsne_images:
         sections.append(Section(
             "t-SNE of the hidden layers",
-            f"t-SNE maps (scikit-learn, PCA initialisation, random_state={seed}) of each "
+            f"t-SNE maps (scikit-learn; features wider than 50 reduced to 50 principal "
+            f"components; PCA initialisation, random_state={seed}) of each "
             f"hidden layer's output for the same {tsne_size} (or all, if fewer) test examples, "
             "coloured by class (Nøkland 2016, Fig. 3). One figure per run, one panel per "
             "hidden layer.", tsne_images))
@@ -230,16 +246,16 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
 
 def _first_layer_mosaic(net, units: int):
     """The mosaic of the first weight layer's first ``units`` units (the effective weight,
-    with any connectivity mask) and how many it shows; ``None`` when they are not shaped
-    like the input (or like convolution kernels)."""
+    with any connectivity mask) and a line saying what it shows; ``None`` when they are not
+    shaped like the input (or like convolution kernels)."""
     layer = net.blocks[0].layer
     weight = layer.effective_weight() if hasattr(layer, "effective_weight") else layer.weight
     weight = weight.detach()
     if weight.dim() == 4:  # convolution kernels: out × C × kh × kw
-        shape = tuple(weight.shape[1:])
+        shape, what = tuple(weight.shape[1:]), "kernels of the first convolution"
     elif weight.dim() == 2 and weight.shape[1] == math.prod(net.input_shape):
-        shape = tuple(net.input_shape)
+        shape, what = tuple(net.input_shape), "units of hidden layer 1"
     else:
         return None
     flat = weight.reshape(len(weight), -1).double().cpu().numpy()
-    return unit_mosaic(flat, shape, units), min(units, len(flat))
+    return unit_mosaic(flat, shape, units), f"first {min(units, len(flat))} {what}"

@@ -55,20 +55,22 @@ def _marker(n_points: int) -> dict:
     return {"marker": "o", "markersize": 3} if n_points <= 40 else {}
 
 
-def error_curves(records: Sequence[RunRecord], path: Path) -> Path:
-    """Train and test error (%) against the epoch, one line per run."""
+def error_curves(records: Sequence[RunRecord], path: Path, *, scale: float = 100.0,
+                 unit: str = "%") -> Path:
+    """Train and test error against the epoch, one line per run; the logged fractions are
+    multiplied by ``scale`` and labelled in ``unit`` (autoencoders: 1 and "MSE per pixel")."""
     fig, (train_ax, test_ax) = _figure(2)
     styles = run_linestyles([r.rule for r in records])
     for r, style in zip(records, styles):
         epochs = [row["epoch"] for row in r.metrics]
         for ax, key in ((train_ax, "train_error"), (test_ax, "test_error")):
-            values = [_value([row.get(key)], 0, 100.0) for row in r.metrics]
+            values = [_value([row.get(key)], 0, scale) for row in r.metrics]
             ax.plot(epochs, values, color=rule_color(r.rule), linestyle=style, label=r.label,
                     **_marker(len(epochs)))
     for ax, name in ((train_ax, "train"), (test_ax, "test")):
         ax.set_title(f"{name} error")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{name} error (%)")
+        ax.set_ylabel(f"{name} error ({unit})")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     _run_legend(fig, records)
@@ -201,17 +203,17 @@ def unit_mosaic(weight: np.ndarray, shape: Sequence[int], units: int = 64,
     return out if rgb else out[..., 0]
 
 
-def receptive_fields(items: Sequence[tuple[str, str, np.ndarray, int]], path: Path) -> Path:
+def receptive_fields(items: Sequence[tuple[str, str, np.ndarray, str]], path: Path) -> Path:
     """One panel per run: a mosaic from :func:`unit_mosaic` of its first layer's units.
-    ``items`` holds ``(label, rule, mosaic, units shown)``."""
+    ``items`` holds ``(label, rule, mosaic, what is shown)``, the last one the x label."""
     from matplotlib import colormaps
 
     fig, axes = _figure(len(items), size=(3.8, 4.0), legend_space=0.0)
     cmap = colormaps["gray"].with_extremes(bad="white")
-    for i, (ax, (label, rule, mosaic, units)) in enumerate(zip(axes, items)):
+    for i, (ax, (label, rule, mosaic, shown)) in enumerate(zip(axes, items)):
         ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
         ax.set_title(label, color=rule_color(rule), fontweight="bold")
-        ax.set_xlabel(f"first {units} units of hidden layer 1")
+        ax.set_xlabel(shown)
         if i % MAX_COLUMNS == 0:
             ax.set_ylabel("incoming weights as images (black −, white +)")
         ax.set_xticks([])

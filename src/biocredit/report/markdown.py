@@ -16,7 +16,8 @@ def render_markdown(content: Content, base: Path) -> str:
     """Markdown text for ``content``; image paths are written relative to ``base`` (the
     folder the report goes to)."""
     lines = [f"# {content.title}", ""]
-    lines += [*content.intro, ""] if content.intro else []
+    for line in content.intro:
+        lines += [line, ""]
     lines += ["## Summary", ""]
     lines.append("| " + " | ".join(_cell(h) for h in content.table_header) + " |")
     lines.append("|" + "|".join("---" for _ in content.table_header) + "|")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits  # installed with scikit-learn (its dependency)
 
@@ -29,12 +30,15 @@ def hidden_features(net, x: torch.Tensor, batch_size: int = 1000) -> list[np.nda
             for layer in range(len(parts[0]))]
 
 
-def embed(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+def embed(features: np.ndarray, seed: int = 0, perplexity: float = 30.0,
+          pca_dims: int = 50) -> np.ndarray:
     """A 2-D t-SNE embedding (``N × 2``) of the rows of ``features``.
 
-    PCA initialisation and a fixed ``random_state``, so the same features give the same map;
-    the perplexity is lowered to fit small samples. scikit-learn's OpenMP threads are
-    limited to one: on a busy machine they contend with each other and run many times slower.
+    Wider features are first reduced to ``pca_dims`` principal components (the usual t-SNE
+    preprocessing; it keeps wide and convolutional layers fast). PCA initialisation and a
+    fixed ``random_state``, so the same features give the same map; the perplexity is
+    lowered to fit small samples. scikit-learn's OpenMP threads are limited to one: on a
+    busy machine they contend with each other and run many times slower.
     """
     n = len(features)
     if n < 3:
@@ -45,4 +49,6 @@ def embed(features: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.n
     tsne = TSNE(n_components=2, perplexity=min(perplexity, (n - 1) / 3), init="pca",
                 random_state=seed)
     with threadpool_limits(limits=1):
+        if features.shape[1] > pca_dims and n > pca_dims:
+            features = PCA(n_components=pca_dims, random_state=seed).fit_transform(features)
         return tsne.fit_transform(features)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from .results import write_bytes_atomic
 
 EXAMPLES = 10
 
@@ -46,11 +48,16 @@ def save_reconstruction_grid(path: str | os.PathLike, inputs: np.ndarray,
         axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center")
     fig.suptitle("test inputs (top) and their reconstructions")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=80)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def save_array(path: str | os.PathLike, array: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def image_shape(input_shape) -> tuple[int, int, int]:
@@ -59,3 +66,11 @@ def image_shape(input_shape) -> tuple[int, int, int]:
         return tuple(input_shape)
     side = math.isqrt(math.prod(input_shape))
     return (1, side, side)
+
+
+def combine_reconstructions(path, dataset, folders: dict) -> None:
+    """One picture for a comparison: the test inputs, then each run's reconstructions."""
+    rows = {label: np.load(folder / "reconstructions.npy") for label, folder in folders.items()
+            if (folder / "reconstructions.npy").exists()}
+    inputs = dataset.test_x[:EXAMPLES].flatten(1).cpu().numpy()
+    save_reconstruction_grid(path, inputs, rows, image_shape(dataset.input_shape))

@@ -33,6 +33,7 @@ class RunConfig:
     """Everything that defines a run; ``config.json`` is this, as a dict."""
 
     rule: str = "dfa"
+    label: str = ""  # how tables and reports name the run (default: the rule)
     rule_options: dict[str, Any] = field(default_factory=dict)
     model: str = "mlp:2x800:tanh"
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -41,6 +42,7 @@ class RunConfig:
     download: bool = True
     normalize: str = "scale"
     validation: float = 0.0
+    task: str = "classify"
     loss: str = "ce"
     loss_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
@@ -58,6 +60,11 @@ class RunConfig:
         """Fail early, with a clear message, on names and values that cannot work."""
         rules.create(self.rule, **self.rule_options)
         losses.create(self.loss, **self.loss_options)
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
+        if (self.task == "autoencoder") != (self.loss == "reconstruction"):
+            raise ValueError("the autoencoder task goes with the reconstruction loss "
+                             f"(and only it); got task {self.task!r} with loss {self.loss!r}")
         if self.data not in datasets.available():
             raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
                              f"{', '.join(datasets.available())}")
@@ -70,6 +77,19 @@ class RunConfig:
         if not self.lr > 0:
             raise ValueError(f"the learning rate must be positive; got {self.lr}")
         resolve_device(self.device)
+
+
+TASKS = ("classify", "autoencoder")
+
+
+def targets(config: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """What the network must output: the classes, or (autoencoder) the flattened input."""
+    return x.flatten(1) if config.task == "autoencoder" else y
+
+
+def num_outputs(config: RunConfig, dataset: datasets.Dataset) -> int:
+    return math.prod(dataset.input_shape) if config.task == "autoencoder" \
+        else dataset.num_classes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -94,7 +114,7 @@ def seeded_generator(seed: int, stream: int) -> torch.Generator:
 def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     """The model (seeded), the rule attached to it, the loss and the optimizer."""
     torch.manual_seed(config.seed)
-    model = models.create(config.model, dataset.input_shape, dataset.num_classes,
+    model = models.create(config.model, dataset.input_shape, num_outputs(config, dataset),
                           **config.model_options).to(device)
     rule = rules.create(config.rule, **config.rule_options)
     net = rule.attach(model, generator=seeded_generator(config.seed, 1))
@@ -132,14 +152,19 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
     net, rule, loss_fn, optimizer = build(config, dataset, device)
     order = seeded_generator(config.seed, 2)
     probe_x = dataset.train_x[:config.probe_size]
-    probe_y = dataset.train_y[:config.probe_size]
+    train_t = targets(config, dataset.train_x, dataset.train_y)
+    test_t = targets(config, dataset.test_x, dataset.test_y)
+    val_t = None if dataset.val_x is None else targets(config, dataset.val_x, dataset.val_y)
+    probe_y = train_t[:config.probe_size]
 
     rows: list[dict] = []
     step_rows: list[dict] = []  # with log_every_steps: the probe metrics every k steps
     steps_per_epoch = math.ceil(len(dataset.train_x) / config.batch_size)
     summary = {
-        "rule": config.rule, "rule_options": config.rule_options, "model": config.model,
-        "data": config.data, "loss": config.loss, "optimizer": config.optimizer,
+        "rule": config.rule, "label": config.label or config.rule,
+        "rule_options": config.rule_options, "model": config.model,
+        "data": config.data, "task": config.task, "loss": config.loss,
+        "optimizer": config.optimizer,
         "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
         "seed": config.seed, "device": str(device),
         "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
@@ -163,7 +188,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
                                                           loss_fn)})
 
             start = time.perf_counter()
-            train_loss = train_epoch(net, rule, dataset.train_x, dataset.train_y, loss_fn,
+            train_loss = train_epoch(net, rule, dataset.train_x, train_t, loss_fn,
                                      optimizer, config.batch_size, order, report,
                                      on_step=on_step)
             if device.type == "cuda":
@@ -171,11 +196,10 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             seconds = time.perf_counter() - start
             total_seconds += seconds
             row = {"epoch": epoch, "train_loss": train_loss}
-            _, row["train_error"] = evaluate(net, dataset.train_x, dataset.train_y, loss_fn)
-            row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, dataset.test_y,
-                                                           loss_fn)
-            if dataset.val_x is not None:
-                _, row["val_error"] = evaluate(net, dataset.val_x, dataset.val_y, loss_fn)
+            _, row["train_error"] = evaluate(net, dataset.train_x, train_t, loss_fn)
+            row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, test_t, loss_fn)
+            if val_t is not None:
+                _, row["val_error"] = evaluate(net, dataset.val_x, val_t, loss_fn)
             row["seconds"] = seconds
             row.update(probe_metrics(net, rule, probe_x, probe_y, loss_fn))
             row.update(feedback_alignment(net))
@@ -205,7 +229,21 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             write_jsonl(out / "steps.jsonl", step_rows)
         if rows:
             save_checkpoint(net, out / "model.pt")
+            if config.task == "autoencoder":
+                save_reconstructions(net, dataset, out)
     return summary
+
+
+def save_reconstructions(net, dataset: datasets.Dataset, out: Path) -> None:
+    """``reconstructions.png`` (ten test inputs above their reconstructions) and the
+    reconstructions themselves in ``reconstructions.npy``."""
+    from .autoencoder import (EXAMPLES, image_shape, reconstructions, save_array,
+                              save_reconstruction_grid)
+    recon = reconstructions(net, dataset.test_x)
+    save_array(out / "reconstructions.npy", recon)
+    inputs = dataset.test_x[:EXAMPLES].flatten(1).cpu().numpy()
+    save_reconstruction_grid(out / "reconstructions.png", inputs, {"reconstruction": recon},
+                             image_shape(dataset.input_shape))
 
 
 def _mean(values: list[float]) -> float | None:
