@@ -120,3 +120,37 @@ def test_diverging_run_stops_with_a_message_and_keeps_its_files(tmp_path, capsys
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "diverged" and "learning rate" in summary["message"]
     assert (out / "config.json").exists()
+
+
+def test_compare_takes_rule_specs_and_the_strategy_flags(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--rules", "dfa,general:strategy=s2,general:strategy=s1",
+                 "--aux-errors", "--model", "mlp:2x16:tanh", "--data", "digits",
+                 "--epochs", "1", "--quiet", "--no-report", "--out", str(out)])
+    assert code == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert list(comparison["rules"]) == ["dfa", "general:strategy=s2", "general:strategy=s1"]
+    config = json.loads((out / "general-strategy-s2" / "config.json").read_text())
+    assert config["rule"] == "general"
+    assert config["rule_options"] == {"strategy": "s2", "aux_errors": True}
+    assert json.loads((out / "dfa" / "config.json").read_text())["rule_options"] == \
+        {"aux_errors": True}
+    assert "general:strategy=s1" in capsys.readouterr().out
+
+
+def test_train_autoencoder_reports_reconstruction_error_and_saves_the_image(tmp_path):
+    code, out = train(tmp_path, "--rule", "dfa", "--task", "autoencoder", "--lr", "0.01")
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["task"] == "autoencoder"
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert 0 < rows[-1]["test_error"] < rows[0]["test_error"] < 0.2   # per-pixel MSE falls
+    from matplotlib.image import imread
+    image = imread(out / "reconstructions.png")
+    assert image.shape[0] > 100 and image.std() > 0.05
+
+
+def test_autoencoder_with_a_class_loss_is_refused(tmp_path, capsys):
+    code, _ = train(tmp_path, "--task", "autoencoder", "--loss", "ce")
+    assert code == 2
+    assert "reconstruction loss" in capsys.readouterr().err
