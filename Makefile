@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/biocredit compare --rules bp,fa,dfa --model mlp:2x200:tanh --data digits --epochs 30 --out runs/demo
+	$(BIN)/biocredit reproduce demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

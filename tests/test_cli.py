@@ -154,3 +154,18 @@ def test_autoencoder_with_a_class_loss_is_refused(tmp_path, capsys):
     code, _ = train(tmp_path, "--task", "autoencoder", "--loss", "ce")
     assert code == 2
     assert "reconstruction loss" in capsys.readouterr().err
+
+
+def test_reproduce_lists_presets_and_runs_one_with_overrides(tmp_path, capsys):
+    assert main(["reproduce"]) == 0
+    listing = capsys.readouterr().out
+    assert "amit-mlp" in listing and "flam-shepherd-autoencoders" in listing
+    assert main(["reproduce", "amit-mlp", "--dry-run"]) == 0
+    assert "--loss hinge" in capsys.readouterr().out
+    out = tmp_path / "demo"
+    assert main(["reproduce", "demo", "--epochs", "1", "--quiet", "--no-report",
+                 "--out", str(out)]) == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["config"]["epochs"] == 1 and list(comparison["rules"]) == ["bp", "fa", "dfa"]
+    assert main(["reproduce", "nope"]) == 2
+    assert "available presets" in capsys.readouterr().err

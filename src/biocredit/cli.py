@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="also write the results to this file")
     bench.set_defaults(func=cmd_bench)
 
+    reproduce = sub.add_parser("reproduce", help="run one of the papers' experiments "
+                                                 "(no name: list them)")
+    reproduce.add_argument("name", nargs="?")
+    reproduce.add_argument("--dry-run", action="store_true", help="print the command only")
+    reproduce.add_argument("extra", nargs=argparse.REMAINDER,
+                           help="more flags for the command (a later flag wins)")
+    reproduce.set_defaults(func=cmd_reproduce)
+
     for name, helptext, func in (("rules", "list the learning rules", cmd_rules),
                                  ("models", "list the model families", cmd_models)):
         p = sub.add_parser(name, help=helptext)
@@ -328,6 +336,23 @@ def cmd_bench(args) -> int:
     if args.json:
         write_json(args.json, result)
     return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .experiments import PRESETS, preset
+    if args.name is None:
+        for p in PRESETS.values():
+            print(f"{p.name:<28} {p.description}")
+        return 0
+    chosen = preset(args.name)
+    extra = [a for a in args.extra if a != "--dry-run"]
+    dry_run = args.dry_run or len(extra) < len(args.extra)
+    argv = [*chosen.argv, *extra]
+    print("biocredit " + " ".join(argv))
+    if chosen.paper:
+        print(f"paper: {chosen.paper}")
+    sys.stdout.flush()
+    return 0 if dry_run else main(argv)
 
 
 def cmd_rules(args) -> int:

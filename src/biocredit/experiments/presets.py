@@ -1,0 +1,80 @@
+"""Each preset is one ``biocredit`` command line with the settings we measured, and what the
+paper reported for it. ``biocredit reproduce NAME`` runs it; extra arguments are appended
+(a later flag wins, e.g. ``--epochs 2``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    argv: tuple[str, ...]
+    paper: str = ""
+
+
+FASHION = ("--data", "fashion-mnist", "--seed", "0", "--normalize", "standardize")
+AMIT_MLP = ("compare", "--rules", "bp,frfb,urfb,kp,usf", "--model", "mlp:3x800:hardtanh",
+            "--loss", "hinge", "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "100",
+            "--init", "xavier", "--epochs", "10", *FASHION)
+AMIT_CONV = ("--rules", "bp,frfb,urfb", "--loss", "hinge", "--optimizer", "sgd", "--lr", "0.1",
+             "--batch-size", "100", "--init", "xavier", "--epochs", "2", *FASHION)
+
+_PRESETS = [
+    Preset("demo", "BP, FA and DFA on the embedded digits set (make demo)",
+           ("compare", "--rules", "bp,fa,dfa", "--model", "mlp:2x200:tanh", "--data", "digits",
+            "--epochs", "30", "--out", "runs/demo")),
+    Preset("nokland-mlp", "BP, FA and DFA on mlp:2x800:tanh, Fashion-MNIST (Nøkland's MLPs)",
+           ("compare", "--rules", "bp,fa,dfa", "--model", "mlp:2x800:tanh", "--epochs", "10",
+            "--lr", "3e-4", *FASHION, "--out", "runs/nokland-mlp"),
+           "MNIST 2x800 tanh: BP 1.19%, FA 1.46%, DFA 1.35% test error (Nøkland 2016, Table 1)"),
+    Preset("nokland-ifa", "IFA on mlp:4x100:tanh, Fashion-MNIST",
+           ("train", "--rule", "ifa", "--model", "mlp:4x100:tanh", "--epochs", "10", "--lr",
+            "3e-4", *FASHION, "--out", "runs/ifa-4x100"),
+           "MNIST 4x100 tanh: IFA 0% train, 3.9% test error"),
+    Preset("nokland-tsne", "BP, FA, DFA on mlp:3x400:tanh with the report (t-SNE per layer)",
+           ("compare", "--rules", "bp,fa,dfa", "--model", "mlp:3x400:tanh", "--data",
+            "fashion-mnist", "--epochs", "5", "--seed", "0", "--out", "runs/report-3x400"),
+           "Nøkland 2016, Fig. 3 (t-SNE of each hidden layer of a 3x400 tanh net)"),
+    Preset("amit-mlp", "BP, FRFB, URFB, KP, uSF with Amit's hinge loss and saturated units",
+           (*AMIT_MLP, "--out", "runs/amit-mlp"),
+           "URFB close to BP, FRFB worse; URFB's W-R correlations much higher (Amit 2019)"),
+    Preset("amit-mlp-sparse", "amit-mlp with 50% forward and 50% feedback connectivity",
+           (*AMIT_MLP, "--forward-density", "0.5", "--feedback-density", "0.5",
+            "--out", "runs/amit-sparse"),
+           "the FRFB-URFB gap widens at 50% connectivity (Amit 2019)"),
+    Preset("dkp-mlp", "DFA against DKP on mlp:2x800:tanh, Fashion-MNIST",
+           ("compare", "--rules", "dfa,dkp", "--model", "mlp:2x800:tanh", "--epochs", "10",
+            "--lr", "3e-4", *FASHION, "--out", "runs/dkp-vs-dfa"),
+           "DKP estimates the BP update better than DFA (Webster et al.)"),
+    Preset("dkp-convnet", "BP, FA, DFA, DKP on dkp-convnet, Fashion-MNIST",
+           ("compare", "--rules", "bp,fa,dfa,dkp", "--model", "dkp-convnet", "--epochs", "2",
+            "--batch-size", "128", *FASHION, "--out", "runs/dkp-convnet"),
+           "DKP below DFA's test error on conv nets (Webster et al.)"),
+    Preset("amit-simpnet", "Amit's simpnet, hinge loss: BP, FRFB, URFB (tied)",
+           ("compare", "--model", "amit-simpnet", *AMIT_CONV, "--out", "runs/amit-simpnet")),
+    Preset("amit-simpnet-untied", "Amit's simpnet with locally connected layers",
+           ("compare", "--model", "amit-simpnet-untied", *AMIT_CONV,
+            "--out", "runs/amit-simpnet-untied")),
+    Preset("flam-shepherd-strategies", "s1-s3 with output and auxiliary errors, DFA and BP",
+           ("compare", "--rules",
+            "bp,dfa,general:strategy=s1,general:strategy=s2,general:strategy=s3,"
+            "dfa:aux_errors=true,general:strategy=s1:aux_errors=true,"
+            "general:strategy=s2:aux_errors=true,general:strategy=s3:aux_errors=true",
+            "--model", "mlp:2x800:tanh", "--epochs", "5", "--lr", "3e-4", *FASHION,
+            "--out", "runs/general")),
+    Preset("flam-shepherd-autoencoders", "784-128-128-784 autoencoders: BP, DFA, s1-s3",
+           ("compare", "--task", "autoencoder", "--rules",
+            "bp,dfa,general:strategy=s1,general:strategy=s2,general:strategy=s3",
+            "--model", "mlp:2x128:tanh", "--data", "fashion-mnist", "--epochs", "5",
+            "--seed", "0", "--out", "runs/autoencoder")),
+]
+PRESETS = {p.name: p for p in _PRESETS}
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
