@@ -16,8 +16,7 @@ class Preset:
 
 
 FASHION = ("--data", "fashion-mnist", "--seed", "0", "--normalize", "standardize")
-AMIT_MLP = ("compare", "--rules", "bp,frfb,urfb,kp,usf", "--model", "mlp:3x800:hardtanh",
-            "--loss", "hinge", "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "100",
+AMIT_MLP = ("compare", "--model", "mlp:3x800:hardtanh", "--loss", "hinge", "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "100",
             "--init", "xavier", "--epochs", "10", *FASHION)
 AMIT_CONV = ("--rules", "bp,frfb,urfb", "--loss", "hinge", "--optimizer", "sgd", "--lr", "0.1",
              "--batch-size", "100", "--init", "xavier", "--epochs", "2", *FASHION)
@@ -38,12 +37,12 @@ _PRESETS = [
            ("compare", "--rules", "bp,fa,dfa", "--model", "mlp:3x400:tanh", "--data",
             "fashion-mnist", "--epochs", "5", "--seed", "0", "--out", "runs/report-3x400"),
            "Nøkland 2016, Fig. 3 (t-SNE of each hidden layer of a 3x400 tanh net)"),
-    Preset("amit-mlp", "BP, FRFB, URFB, KP, uSF with Amit's hinge loss and saturated units",
-           (*AMIT_MLP, "--out", "runs/amit-mlp"),
+    Preset("amit-mlp", "BP, FRFB, URFB, KP, sign symmetry with Amit's hinge loss, saturated units",
+           (*AMIT_MLP, "--rules", "bp,frfb,urfb,kp,usf,brsf,frsf", "--out", "runs/amit-dense"),
            "URFB close to BP, FRFB worse; URFB's W-R correlations much higher (Amit 2019)"),
     Preset("amit-mlp-sparse", "amit-mlp with 50% forward and 50% feedback connectivity",
-           (*AMIT_MLP, "--forward-density", "0.5", "--feedback-density", "0.5",
-            "--out", "runs/amit-sparse"),
+           (*AMIT_MLP, "--rules", "bp,frfb,urfb,kp,usf", "--forward-density", "0.5",
+            "--feedback-density", "0.5", "--out", "runs/amit-sparse"),
            "the FRFB-URFB gap widens at 50% connectivity (Amit 2019)"),
     Preset("dkp-mlp", "DFA against DKP on mlp:2x800:tanh, Fashion-MNIST",
            ("compare", "--rules", "dfa,dkp", "--model", "mlp:2x800:tanh", "--epochs", "10",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..training.results import read_json
+from ..training.results import read_json, slug
 from ..training.run import RunConfig, build, load_dataset
 
 
@@ -52,7 +52,7 @@ def read_run(folder: str | os.PathLike) -> RunRecord:
     steps = read_jsonl(folder / "steps.jsonl") if (folder / "steps.jsonl").is_file() else []
     config = read_json(folder / "config.json")
     return RunRecord(folder, config, summary, read_jsonl(folder / "metrics.jsonl"), steps,
-                     label=config.get("rule", folder.name))
+                     label=config.get("label") or config.get("rule", folder.name))
 
 
 def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
@@ -62,7 +62,7 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
     for path in map(Path, paths):
         if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
             comparison = read_json(path / "comparison.json")
-            folders += [path / name for name in comparison.get("rules", {})]
+            folders += [path / slug(name) for name in comparison.get("rules", {})]
         else:
             folders.append(path)
     if not folders:
@@ -71,11 +71,12 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
 
 
 def label_runs(records: list[RunRecord]) -> None:
-    """Name each run by its rule, or by its folder where rules repeat."""
-    names = [r.rule for r in records]
+    """Name each run by its label (its rule, or the rule spec it was run as in ``compare``),
+    or by its folder where labels repeat."""
+    names = [r.label or r.rule for r in records]
     if len(set(names)) == len(names):
-        for r in records:
-            r.label = r.rule
+        for r, name in zip(records, names):
+            r.label = name
         return
     root = common_parent([r.folder for r in records])
     for r in records:
