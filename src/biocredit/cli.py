@@ -155,11 +155,7 @@ def parse_rule_options(rule: str, pairs: list[str]) -> dict:
             continue
         if not dot and key not in accepted:
             continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        options[key] = value
+        options[key] = option_value(text)
     return options
 
 
@@ -187,11 +183,16 @@ def parse_rule_spec(spec: str) -> tuple[str, dict]:
         key, sep, text = pair.partition("=")
         if not sep:
             raise ValueError(f"in {spec!r}: options are KEY=VALUE; got {pair!r}")
-        try:
-            options[key] = json.loads(text)
-        except json.JSONDecodeError:
-            options[key] = text
+        options[key] = option_value(text)
     return name, options
+
+
+def option_value(text: str):
+    """A JSON value (number, true, null, {...}) where it parses, else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def config_from(args, spec: str) -> RunConfig:

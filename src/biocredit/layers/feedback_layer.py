@@ -68,3 +68,8 @@ class FeedbackLayer:
         mask = "" if self.weight_mask is None else \
             f", density={self.weight_mask.mean().item():.2f}"
         return super().extra_repr() + f", backward={kind}{mask}"
+
+
+def feedback_layers(module: nn.Module) -> list[FeedbackLayer]:
+    """The layers of ``module`` that hold a feedback matrix of their own (not tied to W)."""
+    return [m for m in module.modules() if isinstance(m, FeedbackLayer) and m.feedback is not None]

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..layers import FeedbackLayer
+from ..layers import feedback_layers
 from .alignment import angle_deg
 
 
@@ -29,7 +29,7 @@ def feedback_alignment(net: torch.nn.Module) -> dict[str, list[float]]:
     ALGORITHMS.md), in network order: ``wb_correlation`` = corr(W, Bᵀ) (Amit's plots),
     ``wb_angle_deg`` = the angle between them, ``feedback_norm_ratio`` = ‖B‖/‖W‖.
     Empty when the net has no such layer (BP, DFA)."""
-    layers = [m for m in net.modules() if isinstance(m, FeedbackLayer) and m.feedback is not None]
+    layers = feedback_layers(net)
     if not layers:
         return {}
     weights = [m.effective_weight() for m in layers]

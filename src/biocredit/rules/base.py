@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..layers import (DirectFeedback, FeedbackConv2d, FeedbackLayer, FeedbackLinear,
-                      LocallyConnected2d)
+from ..layers import (DirectFeedback, FeedbackConv2d, FeedbackLinear, LocallyConnected2d,
+                      feedback_layers)
 from ..layers.feedback_init import initial_feedback, sparse_mask
 from ..models.network import Network
 
@@ -154,7 +154,7 @@ class LayerFeedbackRule(FeedbackRule):
 
 def learned_layers(net: Network) -> list[FeedbackLinear]:
     """The feedback layers of ``net`` that hold a feedback matrix of their own."""
-    return [m for m in net.modules() if isinstance(m, FeedbackLayer) and m.feedback is not None]
+    return feedback_layers(net)
 
 
 class DirectFeedbackRule(FeedbackRule):
