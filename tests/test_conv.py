@@ -135,6 +135,41 @@ def test_dfa_hidden_update_of_a_conv_net_matches_an_independent_computation():
                                rtol=1e-10)
 
 
+def test_injection_before_pooling_uses_the_activation():
+    """With ``inject_at="activation"`` block l receives e B_lᵀ at its activation (before the
+    pooling): B_l has one column per activation unit and the kernel gradient is that of the
+    unpooled block-local function."""
+    torch.manual_seed(3)
+    net0 = M.create("lenet", (1, 12, 12), 4, inject_at="activation").double()
+    rule = R.create("dfa")
+    net = rule.attach(net0, generator=torch.Generator().manual_seed(4))
+    assert net.hidden_shapes() == [(6, 12, 12), (16, 6, 6), (120,), (84,)]
+    x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
+    rule.backward(net, x, y, L.create("ce"))
+    F = torch.nn.functional
+    conv1, conv2 = net.blocks[0].layer, net.blocks[1].layer
+    h1 = F.max_pool2d(torch.tanh(F.conv2d(x, conv1.weight, conv1.bias, padding=2)), 2)
+    logits = net.head(net.blocks[3](net.blocks[2](net.blocks[1](h1)))).detach()
+    e = (torch.softmax(logits, 1) - F.one_hot(y, 4)) / len(x)
+    signals = (e @ net.direct_feedback.matrix).split([6 * 144, 16 * 36, 120, 84], dim=1)
+    w = conv2.weight.detach().requires_grad_()
+    local = torch.tanh(F.conv2d(h1.detach(), w, conv2.bias, padding=2))   # no pooling
+    (expected,) = torch.autograd.grad(local, w, signals[1].reshape(local.shape))
+    torch.testing.assert_close(conv2.weight.grad, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_dkp_convnet_is_the_authors_net_and_injects_before_pooling():
+    net = M.create("dkp-convnet", (3, 32, 32), 10)
+    assert net.inject_at == "activation"
+    assert net.hidden_shapes() == [(32, 30, 30), (32, 28, 28), (128,)]
+    assert net.blocks[2].layer.in_features == 32 * 14 * 14
+    assert [type(m) for m in net.blocks[1].post] == [nn.BatchNorm2d, nn.ReLU]
+    assert M.create("dkp-convnet", (1, 28, 28), 10, inject_at="output").hidden_shapes() == \
+        [(32, 26, 26), (32, 12, 12), (128,)]
+    with pytest.raises(ValueError, match="activation"):
+        M.create("lenet", (1, 28, 28), 10, inject_at="pool")
+
+
 def test_amit_sum_adds_the_two_previous_layers():
     net = M.create("amit-deepernet", (3, 32, 32), 10).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -145,9 +180,9 @@ def test_amit_sum_adds_the_two_previous_layers():
 
 def test_amit_maxpool_pads_with_zeros_and_dropout_convention():
     net = M.create("amit-simpnet", (1, 28, 28), 10)
-    post = net.blocks[0].post
-    assert isinstance(post[1], nn.ZeroPad2d) and post[2].kernel_size == 3 and post[2].stride == 2
-    assert post[3].p == 0.8          # "drop .8" drops 80% of the units
+    after = net.blocks[0].after
+    assert isinstance(after[0], nn.ZeroPad2d) and after[1].kernel_size == 3 and after[1].stride == 2
+    assert after[2].p == 0.8          # "drop .8" drops 80% of the units
     assert net.hidden_shapes() == [(32, 14, 14), (500,)]
 
 

@@ -130,6 +130,20 @@ def test_dkp_feedback_gradient_is_e_h_transpose():
     assert net.direct_feedback.matrix.grad is None
 
 
+def test_dkp_feedback_learning_rate_decays_each_epoch():
+    """The trainer calls after_epoch once per epoch; DKP multiplies B's learning rate by
+    feedback_lr_decay there (a step schedule) and leaves the forward optimizer alone."""
+    from biocredit.training import train_epoch
+    rule = R.create("dkp", feedback_lr=0.01, feedback_lr_decay=0.5)
+    net = rule.attach(make("mlp:6,5:tanh"))
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    x, y = data()
+    for _ in range(3):
+        train_epoch(net, rule, x, y, L.create("ce"), opt, 4, torch.Generator().manual_seed(0))
+    assert net.direct_feedback.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 / 8)
+    assert opt.param_groups[0]["lr"] == 0.1
+
+
 def test_dkp_aligns_its_feedback_with_a_readout():
     """Learned direct feedback ends closer to BP than DFA's fixed one (same everything)."""
     angles = {}

@@ -14,6 +14,7 @@ model you pass is never changed), and train it with any ``torch.optim`` optimize
     rule.backward(net, x, y, loss_fn)   # fills .grad of every trainable parameter
     opt.step()
     rule.after_step(net)                # rules with learned feedback update it here
+    rule.after_epoch(net)               # once per epoch: schedules of the feedback's learning
 
     for layer in biocredit.layer_views(net):
         print(layer.name, layer.weight.shape, layer.feedback, layer.grad)

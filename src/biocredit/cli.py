@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import data as datasets
 from . import losses, models, rules
-from .models import INITS
+from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
 from .training.run import TASKS
 from .training.results import slug, write_json
@@ -120,6 +120,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="forward weights: uniform ±1/√fan_in, xavier, or zero (Nøkland)")
     p.add_argument("--forward-density", type=float, default=1.0,
                    help="fraction of forward connections kept (fixed random masks)")
+    p.add_argument("--inject-at", choices=INJECTION_POINTS,
+                   help="where direct feedback enters a block: its output (after pooling, "
+                        "as Nøkland) or its activation (before pooling, as the DKP authors); "
+                        "default: the model's own")
     p.add_argument("--feedback-density", type=float,
                    help="fraction of feedback connections kept (rules with feedback)")
     p.add_argument("--feedback-init",
@@ -201,6 +205,8 @@ def config_from(args, spec: str) -> RunConfig:
                      "dropout_hidden": args.dropout_hidden}
     if args.forward_density != 1.0:
         model_options["forward_density"] = args.forward_density
+    if args.inject_at:
+        model_options["inject_at"] = args.inject_at
     loss_options = {} if args.off_class_factor is None else \
         {"off_class_factor": args.off_class_factor}
     return RunConfig(

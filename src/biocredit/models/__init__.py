@@ -12,7 +12,7 @@ import torch
 from .conv import ARCHITECTURES, builder
 from .init import INITS, initialize
 from .mlp import ACTIVATIONS, build_mlp
-from .network import Block, Network
+from .network import INJECTION_POINTS, Block, Network
 
 _FAMILIES: dict[str, Callable[..., Network]] = {
     "mlp": build_mlp,
@@ -29,8 +29,10 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
     """Build the model described by ``spec`` for inputs of ``input_shape`` (no batch dim).
 
     ``options`` go to the family's builder (``init``, ``dropout_input``; MLPs also
-    ``dropout_hidden``, ``bias``, ``forward_density``).
+    ``dropout_hidden``, ``bias``, ``forward_density``), except ``inject_at``, where direct
+    feedback enters each block (``"output"`` or ``"activation"``; default: the model's own).
     """
+    inject_at = options.pop("inject_at", None)
     family, *args = spec.split(":")
     if family not in _FAMILIES:
         raise ValueError(f"unknown model {family!r} in {spec!r}; available models: "
@@ -39,6 +41,8 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
         raise ValueError(f"{family} places its own dropout; --dropout-hidden is for MLPs")
     net = _FAMILIES[family](args, tuple(input_shape), num_classes, **options)
     net.spec = spec
+    if inject_at is not None:
+        net.inject_at = inject_at
     return net
 
 
@@ -49,4 +53,4 @@ def parameter_count(spec: str, input_shape: Sequence[int], num_classes: int) -> 
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-__all__ = ["parameter_count", "ACTIVATIONS", "Block", "INITS", "Network", "available", "create", "initialize"]
+__all__ = ["parameter_count", "ACTIVATIONS", "Block", "INITS", "INJECTION_POINTS", "Network", "available", "create", "initialize"]

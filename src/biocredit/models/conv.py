@@ -3,9 +3,10 @@
 A model is a list of steps in the papers' notation; :func:`build_layers` turns it into a
 :class:`Network` with one block per weight layer, tracking the shape as it goes:
 
-- ``("conv", C, k)`` or ``("conv", C, k, stride)``: a ``k × k`` convolution with "same"
-  zero padding (locally connected with ``untied=True``), then batch norm (if asked) and the
-  activation;
+- ``("conv", C, k[, stride[, padding]])``: a ``k × k`` convolution with "same" zero padding
+  (or ``padding`` zeros on each side, e.g. 0 for a "valid" convolution; locally connected
+  with ``untied=True``), then the activation;
+- ``("norm",)``: batch norm of the last layer's output, before its activation;
 - ``("sum",)``: the last block adds its input (Amit's parameter-free SUM of the two previous
   layers); later pooling and dropout of that block follow the sum;
 - ``("maxpool", k, stride)``: Amit's max-pool, a ``k × k`` window centred on each pixel with
@@ -14,7 +15,8 @@ A model is a list of steps in the papers' notation; :func:`build_layers` turns i
 - ``("drop", p)``: dropout of a fraction ``p`` of the units (Amit's "drop .8" drops 80%);
 - ``("full", n)``: a fully connected layer of ``n`` units (the first one flattens).
 The output layer is linear. Direct-feedback rules inject after every block, i.e. after the
-pooling and dropout that follow a layer (where Nøkland injects: after each max-pool).
+pooling and dropout that follow a layer (where Nøkland injects: after each max-pool), or
+with ``inject_at="activation"`` right after the activation (where the DKP authors inject).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .network import Block, Network
 
 
 def build_layers(steps, input_shape, num_classes, *, activation: str,
-                 batch_norm: bool = False, untied: bool = False, init: str = "uniform",
+                 untied: bool = False, inject_at: str = "output", init: str = "uniform",
                  dropout_input: float = 0.0, dropout_hidden: float = 0.0,
                  forward_density: float = 1.0) -> Network:
     """A :class:`Network` from ``steps`` (see the module docstring) for ``input_shape``
@@ -54,23 +56,24 @@ def build_layers(steps, input_shape, num_classes, *, activation: str,
             if not blocks and dropout_input > 0:
                 pre.append(nn.Dropout(dropout_input))
             if kind == "conv":
-                channels, k, *stride = args
-                left, right = (k - 1) // 2, k - 1 - (k - 1) // 2
+                channels, k, stride, padding = _conv_args(*args)
                 size = shape[1:]
-                if left != right:  # "same" for an even kernel: pad unevenly, before the layer
-                    pre.append(nn.ZeroPad2d((left, right, left, right)))
-                    size, left = tuple(s + k - 1 for s in size), 0
-                conv = nn.Conv2d(shape[0], channels, k, stride=stride[0] if stride else 1,
-                                 padding=left)
+                if padding == "same":
+                    padding, right = (k - 1) // 2, k - 1 - (k - 1) // 2
+                    if padding != right:  # "same" for an even kernel: pad unevenly, first
+                        pre.append(nn.ZeroPad2d((padding, right, padding, right)))
+                        size, padding = tuple(s + k - 1 for s in size), 0
+                conv = nn.Conv2d(shape[0], channels, k, stride=stride, padding=padding)
                 layer = LocallyConnected2d.from_conv(conv, size) if untied else conv
-                norm = [nn.BatchNorm2d(channels)] if batch_norm else []
             else:
                 if not flat:
                     pre.append(nn.Flatten())
                     flat = True
                 layer = nn.Linear(math.prod(shape), args[0])
-                norm = [nn.BatchNorm1d(args[0])] if batch_norm else []
-            blocks.append(Block(layer, pre=pre, post=[*norm, ACTIVATIONS[activation]()]))
+            blocks.append(Block(layer, pre=pre, post=[ACTIVATIONS[activation]()]))
+        elif kind == "norm":
+            norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            blocks[-1].post.insert(0, norm(shape[0]))
         elif kind == "sum":
             blocks[-1].residual = True
         elif kind in ("maxpool", "pool", "drop"):
@@ -81,17 +84,20 @@ def build_layers(steps, input_shape, num_classes, *, activation: str,
                 ops = [nn.MaxPool2d(*args)]
             else:
                 ops = [nn.Dropout(args[0])]
-            target = blocks[-1].after if blocks[-1].residual else blocks[-1].post
             for op in ops:
-                target.append(op)
+                blocks[-1].after.append(op)
         else:
             raise ValueError(f"unknown step {step!r}")
         shape = _output_shape(blocks, input_shape)
     head = Block(nn.Linear(math.prod(shape), num_classes),
                  pre=[] if flat else [nn.Flatten()])
-    net = Network(blocks, head, input_shape)
+    net = Network(blocks, head, input_shape, inject_at=inject_at)
     initialize(net, init)
     return net
+
+
+def _conv_args(channels: int, k: int, stride: int = 1, padding: int | str = "same"):
+    return channels, k, stride, padding
 
 
 @torch.no_grad()
@@ -127,10 +133,11 @@ ARCHITECTURES = {
         ("conv", 64, 3), ("conv", 64, 3), ("sum",), ("maxpool", 2, 2),
         ("conv", 64, 2), ("conv", 64, 2), ("sum",), ("maxpool", 2, 2), ("drop", 0.5),
         ("full", 500)]),
-    # Two conv and two fully connected layers with batch norm (our reading of the DKP
-    # authors' CIFAR-10 net: 32 and 64 5x5 filters, 2x2 pooling, 256 hidden units).
-    "dkp-convnet": dict(activation="relu", batch_norm=True, steps=[
-        ("conv", 32, 5), ("pool", 2, 2), ("conv", 64, 5), ("pool", 2, 2), ("full", 256)]),
+    # The DKP authors' CIFAR-10 net (Webster et al.'s published code): two valid 3x3
+    # convolutions of 32 channels with batch norm, 2x2 pooling, 128 hidden units.
+    "dkp-convnet": dict(activation="relu", inject_at="activation", steps=[
+        ("conv", 32, 3, 1, 0), ("norm",), ("conv", 32, 3, 1, 0), ("norm",), ("pool", 2, 2),
+        ("full", 128)]),
     "lenet": dict(activation="tanh", steps=[
         ("conv", 6, 5), ("pool", 2, 2), ("conv", 16, 5), ("pool", 2, 2), ("full", 120),
         ("full", 84)]),

@@ -1,8 +1,10 @@
 """The model container every rule works on: hidden blocks, then an output block.
 
-A block is ``h = post(layer(pre(x)))``: one weight layer (``layer``) with the steps before it
-(flatten, input dropout) and after it (activation, dropout). Rules that cut the graph cut it
-between blocks; rules that replace the backward of a weight layer replace ``block.layer``.
+A block is ``h = after(post(layer(pre(x))))``: one weight layer (``layer``) with the steps
+before it (flatten, input dropout), its activation (``post``) and the steps after that
+(pooling, dropout). Rules that cut the graph cut it between blocks; rules that replace the
+backward of a weight layer replace ``block.layer``. Direct feedback enters each block at its
+output ``h`` or, with ``inject_at="activation"``, right after the activation (before pooling).
 The network itself is plain PyTorch: ``net(x)`` is an ordinary forward pass.
 """
 
@@ -15,10 +17,11 @@ from torch import nn
 
 
 class Block(nn.Module):
-    """``a = layer(pre(x))``, ``h = after(post(a) [+ x])``.
+    """``a = layer(pre(x))``, ``z = post(a) [+ x]``, ``h = after(z)``.
 
     ``residual=True`` adds the block's input to ``post(a)`` (Amit's parameter-free SUM of the
-    two previous layers); ``after`` holds steps that follow the sum (pooling, dropout).
+    two previous layers); ``after`` holds the steps that follow the activation and the sum
+    (pooling, dropout).
     """
 
     def __init__(self, layer: nn.Module, pre: Sequence[nn.Module] = (),
@@ -31,16 +34,17 @@ class Block(nn.Module):
         self.residual = residual
         self.after = nn.Sequential(*after)
 
-    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The weight layer's output ``a`` and the block's output ``h``."""
+    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The weight layer's output ``a``, the activation ``z`` and the block's output
+        ``h``."""
         a = self.layer(self.pre(x))
-        h = self.post(a)
+        z = self.post(a)
         if self.residual:
-            h = h + x
-        return a, self.after(h)
+            z = z + x
+        return a, z, self.after(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trace(x)[1]
+        return self.trace(x)[2]
 
     @property
     def elementwise(self) -> bool:
@@ -52,20 +56,48 @@ class Block(nn.Module):
 ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Hardtanh, nn.Dropout, nn.Identity)
 
 
+INJECTION_POINTS = ("output", "activation")
+
+
 class Network(nn.Module):
     """Hidden ``blocks`` followed by the output block ``head`` (whose output are the logits).
 
     ``input_shape`` is the shape of one example (without the batch dimension); ``spec`` the
-    model string it was built from.
+    model string it was built from; ``inject_at`` where direct feedback enters each block:
+    ``"output"`` (after its pooling and dropout, where Nøkland injects) or ``"activation"``
+    (after the activation, before pooling, where the DKP authors inject).
     """
 
     def __init__(self, blocks: Sequence[Block], head: Block, input_shape: Sequence[int],
-                 spec: str = ""):
+                 spec: str = "", inject_at: str = "output"):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.head = head
         self.input_shape = tuple(input_shape)
         self.spec = spec
+        self.inject_at = inject_at
+
+    @property
+    def inject_at(self) -> str:
+        return self._inject_at
+
+    @inject_at.setter
+    def inject_at(self, point: str) -> None:
+        if point not in INJECTION_POINTS:
+            raise ValueError(f"unknown injection point {point!r}; choose from "
+                             f"{', '.join(INJECTION_POINTS)}")
+        self._inject_at = point
+
+    def trace(self, x: torch.Tensor, cut: bool = False):
+        """Forward ``x``, returning ``(x_l, a_l, p_l)`` per hidden block (its input, its
+        weight layer's output, its injection point) and the logits. ``cut=True`` detaches
+        every block's input from the blocks below, so each block's graph is its own."""
+        traces = []
+        for block in self.blocks:
+            a, z, h = block.trace(x)
+            traces.append((x, a, z if self.inject_at == "activation" else h))
+            x = h.detach() if cut else h
+        return traces, self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -86,12 +118,13 @@ class Network(nn.Module):
 
     @torch.no_grad()
     def hidden_shapes(self) -> list[tuple[int, ...]]:
-        """Per-example output shape of every hidden block (found with one dummy forward)."""
+        """Per-example shape of every hidden block's injection point (its output, or its
+        activation with ``inject_at="activation"``), found with one dummy forward."""
         was_training = self.training
         self.eval()
         try:
             param = next(self.parameters())
             x = torch.zeros((1, *self.input_shape), dtype=param.dtype, device=param.device)
-            return [tuple(h.shape[1:]) for h in self.features(x)]
+            return [tuple(p.shape[1:]) for _, _, p in self.trace(x)[0]]
         finally:
             self.train(was_training)

@@ -3,7 +3,8 @@
 A rule turns a plain :class:`~biocredit.models.Network` into one that carries the rule's
 feedback state (:meth:`Rule.attach`, which never mutates its argument), fills ``.grad`` of every
 trainable parameter for one batch (:meth:`Rule.backward`), and may adjust its own state after
-the optimizer step (:meth:`Rule.after_step`). The trainer only ever calls these three hooks.
+the optimizer step (:meth:`Rule.after_step`) and after every epoch (:meth:`Rule.after_epoch`).
+The trainer only ever calls these hooks.
 
 Two mechanisms cover every rule:
 
@@ -56,7 +57,7 @@ class Rule:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({opts})"
 
-    # -- the three hooks -------------------------------------------------------------------
+    # -- the hooks -------------------------------------------------------------------------
     def attach(self, model: Network, generator: torch.Generator | None = None) -> Network:
         """A copy of ``model`` carrying this rule's feedback state; ``model`` is untouched.
 
@@ -80,6 +81,9 @@ class Rule:
 
     def after_step(self, net: Network) -> None:
         """Called after every optimizer step; rules with learned feedback update it here."""
+
+    def after_epoch(self, net: Network) -> None:
+        """Called after every training epoch (learning-rate schedules of the feedback)."""
 
     # -- for subclasses --------------------------------------------------------------------
     def prepare(self, net: Network, generator: torch.Generator | None) -> None:
@@ -212,8 +216,10 @@ def auxiliary_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class BlockTrace:
-    """One hidden block of a cut forward pass (see :meth:`Block.trace`):
-    ``preactivation = layer(pre(input))``; ``input`` is detached from the blocks below."""
+    """One hidden block of a cut forward pass (see :meth:`Network.trace`):
+    ``preactivation = layer(pre(input))``; ``output`` is where direct feedback enters (the
+    block's output or its activation, as ``net.inject_at`` says); ``input`` is detached
+    from the blocks below."""
 
     input: torch.Tensor
     preactivation: torch.Tensor
@@ -223,12 +229,8 @@ class BlockTrace:
 def forward_cut(net: Network, x: torch.Tensor) -> tuple[list[BlockTrace], torch.Tensor]:
     """Forward with the graph cut between blocks: each block's graph is local to it.
     Returns one trace per hidden block and the logits (with the output layer's graph)."""
-    traces = []
-    for block in net.blocks:
-        a, h = block.trace(x)
-        traces.append(BlockTrace(x, a, h))
-        x = h.detach()
-    return traces, net.head(x)
+    traces, logits = net.trace(x, cut=True)
+    return [BlockTrace(*t) for t in traces], logits
 
 
 def output_error(loss_fn, logits: torch.Tensor, target: torch.Tensor):

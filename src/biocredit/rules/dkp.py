@@ -15,13 +15,15 @@ class DirectKolenPollack(DirectFeedbackRule):
 
     ``B`` is stepped by its own optimizer (``feedback_optimizer``, ``feedback_lr``,
     ``feedback_momentum``, ``feedback_decay`` as weight decay) in :meth:`after_step`, apart
-    from the forward weights' optimizer. Its optimizer state is not in the ``state_dict``.
+    from the forward weights' optimizer, and its learning rate is multiplied by
+    ``feedback_lr_decay`` after every epoch (the authors' step schedule uses 0.8). Its
+    optimizer state is not in the ``state_dict``.
     """
 
     name = "dkp"
     summary = "direct Kolen-Pollack: DFA whose feedback learns like a direct read-out"
     defaults = {**FEEDBACK_OPTIONS, "feedback_optimizer": "adam", "feedback_lr": 1e-3,
-                "feedback_momentum": 0.0, "feedback_decay": 1e-4}
+                "feedback_momentum": 0.0, "feedback_decay": 1e-4, "feedback_lr_decay": 1.0}
 
     def prepare(self, net, generator):
         super().prepare(net, generator)
@@ -47,3 +49,7 @@ class DirectKolenPollack(DirectFeedbackRule):
         feedback.matrix.grad = None
         if feedback.mask is not None:
             feedback.matrix.mul_(feedback.mask)
+
+    def after_epoch(self, net):
+        for group in net.direct_feedback.optimizer.param_groups:
+            group["lr"] *= self.options["feedback_lr_decay"]

@@ -1,7 +1,8 @@
 """The training loop: whole datasets as tensors, shuffled index batches, no per-example work.
 
 The loop never asks which rule it runs: ``rule.backward`` fills the gradients,
-``optimizer.step`` applies them, ``rule.after_step`` updates the rule's own state.
+``optimizer.step`` applies them, ``rule.after_step`` (and ``rule.after_epoch``) update the
+rule's own state.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
                 progress(step + 1, steps, mean)
         if on_step is not None:
             on_step(step + 1, mean_so_far)
+    rule.after_epoch(net)
     return total.item() / n
 
 
