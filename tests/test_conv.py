@@ -63,9 +63,10 @@ SMALL_MODELS = [m for m in M.available() if m != "mlp" and
                 (not m.endswith("untied") or m == "amit-simpnet-untied")]
 
 
-# IFA and the general rule need element-wise steps after each layer; on these models they
-# refuse with a clear error (test_ifa_and_general_on_a_pooling_model_say_why_not).
-CONV_RULES = [r for r in R.available() if r not in ("ifa", "general")]
+# The general rule needs element-wise steps after each layer, IFA blocks without a SUM; on
+# the other models they refuse with a clear error (test_..._say_why_not).
+CONV_RULES = [r for r in R.available() if r != "general"]
+RESIDUAL_MODELS = ("amit-deepernet", "amit-deepnet-s")
 
 
 @pytest.mark.parametrize("model", SMALL_MODELS)
@@ -74,6 +75,10 @@ def test_every_rule_trains_every_conv_model(model, rule):
     torch.manual_seed(0)
     net0 = M.create(model, (1, 28, 28), 10)
     r = R.create(rule)
+    if rule == "ifa" and model.removesuffix("-untied") in RESIDUAL_MODELS:
+        with pytest.raises(ValueError, match="residual"):
+            r.attach(net0)
+        return
     net = r.attach(net0, generator=torch.Generator().manual_seed(1))
     x, y = torch.randn(3, 1, 28, 28), torch.randint(0, 10, (3,))
     r.backward(net, x, y, L.create("ce"))
@@ -94,13 +99,44 @@ def test_untied_models_for_rules(model, rule):
     test_every_rule_trains_every_conv_model(model, rule)
 
 
-def test_ifa_and_general_on_a_pooling_model_say_why_not():
-    net = R.create("ifa").attach(M.create("lenet", (1, 28, 28), 10))
-    with pytest.raises(ValueError, match="element-wise"):
-        R.create("ifa").backward(net, torch.randn(2, 1, 28, 28), torch.tensor([0, 1]),
-                                 L.create("ce"))
+def test_general_rule_on_a_pooling_model_says_why_not():
     with pytest.raises(ValueError, match="element-wise"):
         R.create("general").attach(M.create("lenet", (1, 28, 28), 10))
+
+
+def test_ifa_through_a_conv_net_matches_the_formula():
+    """IFA on lenet: δa_1 = ∂h_1/∂a_1ᵀ (B_1 e) through the pooling; then forward,
+    t_l = P_{l-1} δa_{l-1} (the max-pool's Jacobian: the chosen units), δa_l = (W_l t_l) ⊙
+    f'(a_l), and ∇W_l = δa_l ⋆ h_{l-1} — written out here without the rule's machinery."""
+    torch.manual_seed(5)
+    net0 = M.create("lenet", (1, 12, 12), 4).double()
+    rule = R.create("ifa")
+    net = rule.attach(net0, generator=torch.Generator().manual_seed(6))
+    x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
+    rule.backward(net, x, y, L.create("ce"))
+    F = torch.nn.functional
+    conv1, conv2 = net.blocks[0].layer, net.blocks[1].layer
+    fc1 = net.blocks[2].layer
+    with torch.no_grad():
+        a1 = F.conv2d(x, conv1.weight, conv1.bias, padding=2)
+        h1, idx1 = F.max_pool2d(torch.tanh(a1), 2, return_indices=True)
+        a2 = F.conv2d(h1, conv2.weight, conv2.bias, padding=2)
+        h2, idx2 = F.max_pool2d(torch.tanh(a2), 2, return_indices=True)
+        logits = net.head(net.blocks[3](net.blocks[2](h2)))
+    e = (torch.softmax(logits, 1) - F.one_hot(y, 4)) / len(x)
+    u1 = (e @ net.direct_feedback.matrix).reshape(h1.shape)       # B_1 e at the pooled output
+    # Max-unpooling is the pool's transpose: δa_1 = unpool(B_1 e) ⊙ f'(a_1).
+    delta1 = F.max_unpool2d(u1, idx1, 2, output_size=a1.shape[2:]) * (1 - torch.tanh(a1) ** 2)
+
+    def pooled(delta, idx):      # the pool's Jacobian applied to delta: the chosen units
+        return delta.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
+
+    delta2 = F.conv2d(pooled(delta1, idx1), conv2.weight, padding=2) * (1 - torch.tanh(a2) ** 2)
+    expected = torch.nn.grad.conv2d_weight(h1, conv2.weight.shape, delta2, padding=2)
+    torch.testing.assert_close(conv2.weight.grad, expected, rtol=1e-9, atol=1e-12)
+    a3 = h2.flatten(1) @ fc1.weight.T + fc1.bias
+    delta3 = (pooled(delta2, idx2).flatten(1) @ fc1.weight.T) * (1 - torch.tanh(a3) ** 2)
+    torch.testing.assert_close(fc1.weight.grad, delta3.T @ h2.flatten(1), rtol=1e-9, atol=1e-12)
 
 
 def test_dfa_hidden_update_of_a_conv_net_matches_an_independent_computation():

@@ -11,6 +11,7 @@ The network itself is plain PyTorch: ``net(x)`` is an ordinary forward pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -59,6 +60,20 @@ ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Hardtanh, nn.Dropout, nn.Identit
 INJECTION_POINTS = ("output", "activation")
 
 
+@dataclass
+class BlockTrace:
+    """One hidden block of a traced forward pass (see :meth:`Block.trace`): its ``input``,
+    ``preactivation = layer(pre(input))``, ``activation = post(preactivation) [+ input]``,
+    ``output = after(activation)``, and ``point``, where direct feedback enters (the output
+    or the activation, as the network's ``inject_at`` says)."""
+
+    input: torch.Tensor
+    preactivation: torch.Tensor
+    activation: torch.Tensor
+    output: torch.Tensor
+    point: torch.Tensor
+
+
 class Network(nn.Module):
     """Hidden ``blocks`` followed by the output block ``head`` (whose output are the logits).
 
@@ -88,14 +103,15 @@ class Network(nn.Module):
                              f"{', '.join(INJECTION_POINTS)}")
         self._inject_at = point
 
-    def trace(self, x: torch.Tensor, cut: bool = False):
-        """Forward ``x``, returning ``(x_l, a_l, p_l)`` per hidden block (its input, its
-        weight layer's output, its injection point) and the logits. ``cut=True`` detaches
-        every block's input from the blocks below, so each block's graph is its own."""
+    def trace(self, x: torch.Tensor, cut: bool = False
+              ) -> tuple[list[BlockTrace], torch.Tensor]:
+        """Forward ``x``: a :class:`BlockTrace` per hidden block, and the logits.
+        ``cut=True`` detaches every block's input from the blocks below, so each block's
+        graph is its own."""
         traces = []
         for block in self.blocks:
             a, z, h = block.trace(x)
-            traces.append((x, a, z if self.inject_at == "activation" else h))
+            traces.append(BlockTrace(x, a, z, h, z if self.inject_at == "activation" else h))
             x = h.detach() if cut else h
         return traces, self.head(x)
 
@@ -125,6 +141,6 @@ class Network(nn.Module):
         try:
             param = next(self.parameters())
             x = torch.zeros((1, *self.input_shape), dtype=param.dtype, device=param.device)
-            return [tuple(p.shape[1:]) for _, _, p in self.trace(x)[0]]
+            return [tuple(t.point.shape[1:]) for t in self.trace(x)[0]]
         finally:
             self.train(was_training)

@@ -27,7 +27,7 @@ from torch import nn
 from ..layers import (DirectFeedback, FeedbackConv2d, FeedbackLinear, LocallyConnected2d,
                       feedback_layers)
 from ..layers.feedback_init import initial_feedback, sparse_mask
-from ..models.network import Network
+from ..models.network import BlockTrace, Network
 
 
 @dataclass
@@ -191,16 +191,17 @@ class DirectFeedbackRule(FeedbackRule):
     def hidden_signals(self, net: Network, error: torch.Tensor, traces: list[BlockTrace],
                        target: torch.Tensor):
         """Tensors of the cut graph and the gradients to inject at them. DFA: every block
-        output ``h_l`` receives ``δh_l = e_l B_lᵀ``; autograd turns it into
-        ``δa_l = δh_l ⊙ f'(a_l)`` and the block's weight gradient ``δa_l h_{l-1}ᵀ``."""
-        return [t.output for t in traces], self.direct_signals(net, error, traces, target)
+        output ``h_l`` (or activation: the trace's ``point``) receives ``δh_l = e_l B_lᵀ``;
+        autograd turns it into ``δa_l = δh_l ⊙ f'(a_l)`` and the block's weight gradient
+        ``δa_l h_{l-1}ᵀ``."""
+        return [t.point for t in traces], self.direct_signals(net, error, traces, target)
 
     def direct_signals(self, net, error, traces, target) -> list[torch.Tensor]:
         """``e_l B_lᵀ`` per block, with ``e_l = e`` (one matmul for all blocks) or, with the
         option ``aux_errors``, each block's own auxiliary error (:func:`auxiliary_error`)."""
         if not self.options.get("aux_errors"):
             return net.direct_feedback(error)
-        errors = [auxiliary_error(t.output.detach().flatten(1) @ b.t(), target)
+        errors = [auxiliary_error(t.point.detach().flatten(1) @ b.t(), target)
                   for t, b in zip(traces, net.direct_feedback.block_matrices())]
         return net.direct_feedback.project_each(errors)
 
@@ -214,23 +215,11 @@ def auxiliary_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (torch.softmax(logits, dim=1) - onehot) / len(logits)
 
 
-@dataclass
-class BlockTrace:
-    """One hidden block of a cut forward pass (see :meth:`Network.trace`):
-    ``preactivation = layer(pre(input))``; ``output`` is where direct feedback enters (the
-    block's output or its activation, as ``net.inject_at`` says); ``input`` is detached
-    from the blocks below."""
-
-    input: torch.Tensor
-    preactivation: torch.Tensor
-    output: torch.Tensor
-
-
 def forward_cut(net: Network, x: torch.Tensor) -> tuple[list[BlockTrace], torch.Tensor]:
-    """Forward with the graph cut between blocks: each block's graph is local to it.
-    Returns one trace per hidden block and the logits (with the output layer's graph)."""
-    traces, logits = net.trace(x, cut=True)
-    return [BlockTrace(*t) for t in traces], logits
+    """Forward with the graph cut between blocks: each block's graph is local to it
+    (every trace's ``input`` is detached). Returns one :class:`BlockTrace` per hidden block
+    and the logits (with the output layer's graph)."""
+    return net.trace(x, cut=True)
 
 
 def output_error(loss_fn, logits: torch.Tensor, target: torch.Tensor):

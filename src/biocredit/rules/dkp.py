@@ -34,7 +34,7 @@ class DirectKolenPollack(DirectFeedbackRule):
 
     def hidden_signals(self, net, error, traces, target):
         feedback = net.direct_feedback
-        h = torch.cat([t.output.detach().flatten(1) for t in traces], dim=1)
+        h = torch.cat([t.point.detach().flatten(1) for t in traces], dim=1)
         grad = error.t() @ h                                   # e h_lᵀ for every block at once
         if feedback.mask is not None:
             grad.mul_(feedback.mask)

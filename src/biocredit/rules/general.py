@@ -112,7 +112,7 @@ class GeneralFeedback(DirectFeedbackRule):
 
         def times_derivative(l, u):  # u ⊙ f'(a_l): the element-wise post-steps' Jacobian
             t = traces[l]
-            (d,) = torch.autograd.grad(t.output, t.preactivation, u.reshape(t.output.shape),
+            (d,) = torch.autograd.grad(t.point, t.preactivation, u.reshape(t.point.shape),
                                        retain_graph=True)
             return d.flatten(1)
 

@@ -7,6 +7,7 @@ import warnings
 import torch
 from torch.func import jvp
 
+from ..models.network import BlockTrace
 from .base import DirectFeedbackRule
 
 
@@ -15,8 +16,11 @@ class IndirectFeedbackAlignment(DirectFeedbackRule):
 
     The error enters the first hidden block through a fixed random ``B_1`` (``U(±1/√C)`` by
     default) and travels *forward* through the forward weights: ``W_l δa_{l-1}`` is the
-    Jacobian-vector product of block ``l``'s weight layer. The steps after a weight layer
-    must be element-wise (activation, dropout), as in an MLP.
+    Jacobian-vector product of block ``l``'s weight layer. In conv nets the signal also
+    passes forward through the pooling and dropout after a layer (their Jacobian at the
+    current input: the max-pool's chosen units, the dropout's mask), and ``⊙ f'(a_l)`` is the
+    backward of the steps between a layer and its activation (batch norm included).
+    Residual (SUM) blocks are refused: their skip path has no forward-signal rule.
     """
 
     name = "ifa"
@@ -25,21 +29,41 @@ class IndirectFeedbackAlignment(DirectFeedbackRule):
     def direct_shapes(self, hidden_shapes):
         return hidden_shapes[:1]
 
+    def prepare(self, net, generator):
+        if any(block.residual for block in net.blocks):
+            raise ValueError("IFA sends its signal forward through the weight layers; it is "
+                             "not defined for residual (SUM) blocks")
+        super().prepare(net, generator)
+
     def hidden_signals(self, net, error, traces, target):
+        """Block 1 receives ``B_1 e`` at its injection point, block ``l > 1`` the forward
+        signal ``W_l δa_{l-1}`` at its activation (so batch norm's parameters learn too)."""
         (signal,) = net.direct_feedback(error)
-        deltas = []
-        for block, trace in zip(net.blocks, traces):
-            if deltas:  # W_l δa_{l-1}: the weight layer's JVP at its input
-                signal = layer_jvp(block, trace.input, deltas[-1].reshape(trace.input.shape))
-            if not block.elementwise:
-                raise ValueError("IFA needs element-wise steps after each weight layer "
-                                 "(activation, dropout); this model pools or sums after "
-                                 f"one: {block.post} {block.after}")
-            # δa_l = signal ⊙ f'(a_l): the (diagonal) Jacobian of the block's post steps.
-            (delta,) = torch.autograd.grad(trace.output, trace.preactivation, signal,
+        first = traces[0]
+        points, signals = [first.point], [signal]
+        (delta,) = torch.autograd.grad(first.point, first.preactivation, signal,
+                                       retain_graph=True)
+        for below, block, trace in zip(traces, net.blocks[1:], traces[1:]):
+            tangent = forward_through_after(below, delta)
+            signal = layer_jvp(block, trace.input, tangent)      # W_l δa_{l-1}
+            # δa_l = signal ⊙ f'(a_l): the backward of the steps up to the activation.
+            (delta,) = torch.autograd.grad(trace.activation, trace.preactivation, signal,
                                            retain_graph=True)
-            deltas.append(delta)
-        return [t.preactivation for t in traces], deltas
+            points.append(trace.activation)
+            signals.append(signal)
+        return points, signals
+
+
+def forward_through_after(trace: BlockTrace, tangent: torch.Tensor) -> torch.Tensor:
+    """``J · tangent`` for the Jacobian ``J`` of the block's steps after its activation
+    (pooling, dropout) at this forward pass, from the recorded graph (the transpose of the
+    transpose: two reverse-mode calls), so dropout keeps the mask it drew."""
+    if trace.output is trace.activation:
+        return tangent
+    probe = torch.zeros_like(trace.output, requires_grad=True)
+    (vjp,) = torch.autograd.grad(trace.output, trace.activation, probe, create_graph=True)
+    (out,) = torch.autograd.grad(vjp, probe, tangent, retain_graph=True)
+    return out
 
 
 def layer_jvp(block, x: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
