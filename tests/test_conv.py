@@ -104,16 +104,22 @@ def test_general_rule_on_a_pooling_model_says_why_not():
         R.create("general").attach(M.create("lenet", (1, 28, 28), 10))
 
 
+def lenet_step(rule_name, seed, **model_options):
+    """One backward of ``rule_name`` on a float64 lenet for 1×12×12 inputs, 4 classes."""
+    torch.manual_seed(seed)
+    net0 = M.create("lenet", (1, 12, 12), 4, **model_options).double()
+    rule = R.create(rule_name)
+    net = rule.attach(net0, generator=torch.Generator().manual_seed(seed + 1))
+    x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
+    rule.backward(net, x, y, L.create("ce"))
+    return net, x, y
+
+
 def test_ifa_through_a_conv_net_matches_the_formula():
     """IFA on lenet: δa_1 = ∂h_1/∂a_1ᵀ (B_1 e) through the pooling; then forward,
     t_l = P_{l-1} δa_{l-1} (the max-pool's Jacobian: the chosen units), δa_l = (W_l t_l) ⊙
     f'(a_l), and ∇W_l = δa_l ⋆ h_{l-1} — written out here without the rule's machinery."""
-    torch.manual_seed(5)
-    net0 = M.create("lenet", (1, 12, 12), 4).double()
-    rule = R.create("ifa")
-    net = rule.attach(net0, generator=torch.Generator().manual_seed(6))
-    x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
-    rule.backward(net, x, y, L.create("ce"))
+    net, x, y = lenet_step("ifa", seed=5)
     F = torch.nn.functional
     conv1, conv2 = net.blocks[0].layer, net.blocks[1].layer
     fc1 = net.blocks[2].layer
@@ -142,12 +148,7 @@ def test_ifa_through_a_conv_net_matches_the_formula():
 def test_dfa_hidden_update_of_a_conv_net_matches_an_independent_computation():
     """Block l's kernel gradient is that of the block-local function with the injected
     signal e B_lᵀ at its (pooled) output, computed here with autograd on a re-built copy."""
-    torch.manual_seed(3)
-    net0 = M.create("lenet", (1, 12, 12), 4).double()
-    rule = R.create("dfa")
-    net = rule.attach(net0, generator=torch.Generator().manual_seed(4))
-    x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
-    rule.backward(net, x, y, L.create("ce"))
+    net, x, y = lenet_step("dfa", seed=3)
     # Independent: forward by hand, e by formula, then each block separately.
     conv1, conv2 = net.blocks[0].layer, net.blocks[1].layer
     fc1, fc2, out = net.blocks[2].layer, net.blocks[3].layer, net.head.layer
@@ -175,13 +176,8 @@ def test_injection_before_pooling_uses_the_activation():
     """With ``inject_at="activation"`` block l receives e B_lᵀ at its activation (before the
     pooling): B_l has one column per activation unit and the kernel gradient is that of the
     unpooled block-local function."""
-    torch.manual_seed(3)
-    net0 = M.create("lenet", (1, 12, 12), 4, inject_at="activation").double()
-    rule = R.create("dfa")
-    net = rule.attach(net0, generator=torch.Generator().manual_seed(4))
+    net, x, y = lenet_step("dfa", seed=3, inject_at="activation")
     assert net.hidden_shapes() == [(6, 12, 12), (16, 6, 6), (120,), (84,)]
-    x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
-    rule.backward(net, x, y, L.create("ce"))
     F = torch.nn.functional
     conv1, conv2 = net.blocks[0].layer, net.blocks[1].layer
     h1 = F.max_pool2d(torch.tanh(F.conv2d(x, conv1.weight, conv1.bias, padding=2)), 2)
