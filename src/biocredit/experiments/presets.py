@@ -49,7 +49,7 @@ _PRESETS = [
             "--lr", "3e-4", *FASHION, "--out", "runs/dkp-vs-dfa"),
            "DKP estimates the BP update better than DFA (Webster et al.)"),
     Preset("dkp-convnet", "BP, FA, DFA, DKP on dkp-convnet, Fashion-MNIST",
-           ("compare", "--rules", "bp,fa,dfa,dkp", "--model", "dkp-convnet", "--epochs", "2",
+           ("compare", "--rules", "bp,fa,dfa,dkp", "--model", "dkp-convnet", "--epochs", "5",
             "--batch-size", "128", *FASHION, "--out", "runs/dkp-convnet"),
            "DKP below DFA's test error on conv nets (Webster et al.)"),
     Preset("amit-simpnet", "Amit's simpnet, hinge loss: BP, FRFB, URFB (tied)",
