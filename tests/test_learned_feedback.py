@@ -33,6 +33,16 @@ def bp_grads(net, x, y, loss_fn):
                                                         if p.requires_grad])
 
 
+def sgd_steps(rule, net, x, y, lr, steps):
+    """``steps`` full-batch SGD steps of ``rule`` on ``net`` with the cross-entropy loss."""
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        rule.backward(net, x, y, L.create("ce"))
+        opt.step()
+        rule.after_step(net)
+
+
 @pytest.mark.parametrize("name, options", [("kp", {"decay": 0.01}), ("urfb", {})])
 def test_kp_and_urfb_started_at_w_transpose_equal_bp_at_every_step(name, options):
     rule = R.create(name, **options)
@@ -77,12 +87,7 @@ def test_urfb_with_epsilon_zero_is_fa():
     for name, options in (("urfb", {"epsilon": 0.0}), ("fa", {})):
         rule = R.create(name, **options)
         net = rule.attach(make(), generator=torch.Generator().manual_seed(7))
-        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.2)
-        for _ in range(5):
-            opt.zero_grad()
-            rule.backward(net, x, y, L.create("ce"))
-            opt.step()
-            rule.after_step(net)
+        sgd_steps(rule, net, x, y, lr=0.2, steps=5)
         nets[name] = net
     for (k, a), b in zip(nets["urfb"].state_dict().items(), nets["fa"].state_dict().values()):
         assert torch.equal(a, b), k
@@ -151,12 +156,7 @@ def test_dkp_aligns_its_feedback_with_a_readout():
     for name, options in (("dfa", {}), ("dkp", {"feedback_lr": 0.5})):
         rule = R.create(name, **options)
         net = rule.attach(make("mlp:16,16:tanh"), generator=torch.Generator().manual_seed(2))
-        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
-        for _ in range(200):
-            opt.zero_grad()
-            rule.backward(net, x, y, L.create("ce"))
-            opt.step()
-            rule.after_step(net)
+        sgd_steps(rule, net, x, y, lr=0.1, steps=200)
         from biocredit.metrics import update_alignment
         angles[name] = np.mean(update_alignment(net, rule, x, y, L.create("ce")))
     assert angles["dkp"] < angles["dfa"]
