@@ -130,7 +130,7 @@ def test_ifa_through_a_conv_net_matches_the_formula():
         h2, idx2 = F.max_pool2d(torch.tanh(a2), 2, return_indices=True)
         logits = net.head(net.blocks[3](net.blocks[2](h2)))
     e = (torch.softmax(logits, 1) - F.one_hot(y, 4)) / len(x)
-    u1 = (e @ net.direct_feedback.matrix).reshape(h1.shape)       # B_1 e at the pooled output
+    u1 = (e @ net.direct_feedback).reshape(h1.shape)       # B_1 e at the pooled output
     # Max-unpooling is the pool's transpose: δa_1 = unpool(B_1 e) ⊙ f'(a_1).
     delta1 = F.max_unpool2d(u1, idx1, 2, output_size=a1.shape[2:]) * (1 - torch.tanh(a1) ** 2)
 
@@ -159,7 +159,7 @@ def test_dfa_hidden_update_of_a_conv_net_matches_an_independent_computation():
     h4 = torch.tanh(h3 @ fc2.weight.T + fc2.bias)
     logits = h4 @ out.weight.T + out.bias
     e = (torch.softmax(logits, 1) - F.one_hot(y, 4)) / len(x)
-    b = net.direct_feedback.matrix
+    b = net.direct_feedback
     sizes = [h1[0].numel(), h2[0].numel(), h3.shape[1], h4.shape[1]]
     signals = (e @ b).split(sizes, dim=1)
     w = conv2.weight.detach().requires_grad_()
@@ -183,7 +183,7 @@ def test_injection_before_pooling_uses_the_activation():
     h1 = F.max_pool2d(torch.tanh(F.conv2d(x, conv1.weight, conv1.bias, padding=2)), 2)
     logits = net.head(net.blocks[3](net.blocks[2](net.blocks[1](h1)))).detach()
     e = (torch.softmax(logits, 1) - F.one_hot(y, 4)) / len(x)
-    signals = (e @ net.direct_feedback.matrix).split([6 * 144, 16 * 36, 120, 84], dim=1)
+    signals = (e @ net.direct_feedback).split([6 * 144, 16 * 36, 120, 84], dim=1)
     w = conv2.weight.detach().requires_grad_()
     local = torch.tanh(F.conv2d(h1.detach(), w, conv2.bias, padding=2))   # no pooling
     (expected,) = torch.autograd.grad(local, w, signals[1].reshape(local.shape))

@@ -51,8 +51,8 @@ def test_only_from_above_with_tied_matrices_is_bp():
     x, y = data()
 
     def tie(net):
-        net.neighbour_feedback.above_0.copy_(net.blocks[1].layer.weight.detach())
-        net.neighbour_feedback.above_1.copy_(net.head.layer.weight.detach())
+        net.neighbour_feedback_above_0.copy_(net.blocks[1].layer.weight.detach())
+        net.neighbour_feedback_above_1.copy_(net.head.layer.weight.detach())
 
     net, general = run("general", make(), x, y, sources="above;above", setup=tie)
     params = [p for p in net.parameters()]
@@ -85,20 +85,19 @@ def test_strategies_match_the_table(strategy):
     xn, yn = x.numpy(), y.numpy()
     h1, h2, a3 = numpy_forward(net, xn)
     e = softmax_error(a3, yn)
-    Bt = net.direct_feedback.matrix.numpy()          # C × (n1 + n2): [B_1ᵀ | B_2ᵀ]
+    Bt = net.direct_feedback.numpy()          # C × (n1 + n2): [B_1ᵀ | B_2ᵀ]
     d1, d2 = e @ Bt[:, :H1], e @ Bt[:, H1:]          # B_l e, row per example
     f1, f2 = 1 - h1 ** 2, 1 - h2 ** 2
-    nb = net.neighbour_feedback
     if strategy == "s1":     # δa2 = B2e ⊙ f'; δa1 = mean(B1e, B̃1 δa2) ⊙ f'
         da2 = d2 * f2
-        da1 = (d1 + da2 @ nb.above_0.numpy()) / 2 * f1
+        da1 = (d1 + da2 @ net.neighbour_feedback_above_0.numpy()) / 2 * f1
     elif strategy == "s2":   # δa1 = B1e ⊙ f'; δa2 = mean(B2e, B̄2 δa1) ⊙ f'
         da1 = d1 * f1
-        da2 = (d2 + da1 @ nb.below_1.numpy()) / 2 * f2
+        da2 = (d2 + da1 @ net.neighbour_feedback_below_1.numpy()) / 2 * f2
     else:                    # δã = DFA signals; each layer: mean(direct, neighbour's δã)
         t1, t2 = d1 * f1, d2 * f2
-        da1 = (d1 + t2 @ nb.above_0.numpy()) / 2 * f1
-        da2 = (d2 + t1 @ nb.below_1.numpy()) / 2 * f2
+        da1 = (d1 + t2 @ net.neighbour_feedback_above_0.numpy()) / 2 * f1
+        da2 = (d2 + t1 @ net.neighbour_feedback_below_1.numpy()) / 2 * f2
     np.testing.assert_allclose(grads["blocks.0.layer.weight"].numpy(), da1.T @ xn, rtol=1e-10)
     np.testing.assert_allclose(grads["blocks.1.layer.weight"].numpy(), da2.T @ h1, rtol=1e-10)
     np.testing.assert_allclose(grads["blocks.1.layer.bias"].numpy(), da2.sum(0), rtol=1e-10)
@@ -110,9 +109,9 @@ def test_weighted_mean_of_sources():
     net, grads = run("general", make(), x, y, strategy="s1", weights={"direct": 3.0})
     h1, h2, a3 = numpy_forward(net, x.numpy())
     e = softmax_error(a3, y.numpy())
-    Bt = net.direct_feedback.matrix.numpy()
+    Bt = net.direct_feedback.numpy()
     da2 = e @ Bt[:, H1:] * (1 - h2 ** 2)
-    da1 = (3 * e @ Bt[:, :H1] + da2 @ net.neighbour_feedback.above_0.numpy()) / 4 * (1 - h1 ** 2)
+    da1 = (3 * e @ Bt[:, :H1] + da2 @ net.neighbour_feedback_above_0.numpy()) / 4 * (1 - h1 ** 2)
     np.testing.assert_allclose(grads["blocks.0.layer.weight"].numpy(), da1.T @ x.numpy(),
                                rtol=1e-10)
 
@@ -139,7 +138,7 @@ def test_auxiliary_errors_match_the_formula(name):
                                                           "direct;direct"}
     net, grads = run(name, make(), x, y, **options)
     h1, h2, a3 = numpy_forward(net, x.numpy())
-    Bt = net.direct_feedback.matrix.numpy()
+    Bt = net.direct_feedback.numpy()
     for h, h_in, cols, key in ((h1, x.numpy(), slice(0, H1), "blocks.0"),
                                (h2, h1, slice(H1, H1 + H2), "blocks.1")):
         b = Bt[:, cols]                                 # B_lᵀ, C × n_l

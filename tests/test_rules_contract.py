@@ -113,9 +113,9 @@ def test_unknown_option_lists_the_valid_ones():
         R.create("fa", scale=2)
 
 
-def test_attach_refuses_a_plain_module():
-    with pytest.raises(TypeError, match="models.create"):
-        R.create("fa").attach(torch.nn.Linear(3, 2))
+def test_a_direct_rule_on_a_model_without_taps_says_how_to_add_them():
+    with pytest.raises(ValueError, match=r"biocredit.Tap\(\).*taps="):
+        R.create("dfa").attach(torch.nn.Linear(3, 2))
 
 
 def test_layer_views_show_weight_feedback_and_gradient(small_mlp, batch):

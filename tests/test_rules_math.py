@@ -173,10 +173,12 @@ def fa_feedback(trained) -> list[np.ndarray]:
 
 def dfa_feedback(trained) -> list[np.ndarray]:
     """``B_l`` (``n_l × C``) for each hidden block, sliced from the ``C × Σ n_l`` matrix."""
-    matrix = trained.direct_feedback.matrix.numpy()
+    matrix = trained.direct_feedback.numpy()
     widths = [blk.layer.weight.shape[0] for blk in trained.blocks]
     out, start = [], 0
-    for w in widths[: len(trained.direct_feedback.sizes)]:
+    for w in widths:
+        if start == matrix.shape[1]:          # IFA: only the first block has direct feedback
+            break
         out.append(matrix[:, start:start + w].T.copy())
         start += w
     assert start == matrix.shape[1]
@@ -355,7 +357,7 @@ def test_dfa_matches_numpy(shape, loss):
     net = make_net(spec, n_in, n_out)
     x, y = batch(n_in, n_out)
     trained, result = run_rule(R.create("dfa"), net, x, y, loss)
-    matrix = trained.direct_feedback.matrix
+    matrix = trained.direct_feedback
     widths = [blk.layer.weight.shape[0] for blk in trained.blocks]
     assert tuple(matrix.shape) == (n_out, sum(widths))
     assert matrix.abs().max() <= n_out ** -0.5
@@ -388,7 +390,7 @@ def test_dfa_one_hidden_layer_with_b1_equal_w2t_is_bp():
     dfa = R.create("dfa")
     trained = dfa.attach(net, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        trained.direct_feedback.matrix.copy_(trained.head.layer.weight)
+        trained.direct_feedback.copy_(trained.head.layer.weight)
     dfa.backward(trained, x, y, L.create("ce"))
     bp_net, _ = run_rule(R.create("bp"), net, x, y)
     for a, b in zip(trained.weight_layers(), bp_net.weight_layers()):
@@ -396,7 +398,7 @@ def test_dfa_one_hidden_layer_with_b1_equal_w2t_is_bp():
         assert torch.equal(a.weight.grad, b.weight.grad)
         assert torch.equal(a.bias.grad, b.bias.grad)
     # The transposed layout would be wrong (and is not even the right shape unless n_1 = C).
-    assert trained.direct_feedback.matrix.shape == trained.head.layer.weight.shape
+    assert trained.direct_feedback.shape == trained.head.layer.weight.shape
 
 
 # -- IFA ---------------------------------------------------------------------------------------
@@ -409,7 +411,7 @@ def test_ifa_matches_numpy(shape, loss):
     x, y = batch(n_in, n_out)
     trained, result = run_rule(R.create("ifa"), net, x, y, loss)
     n1 = trained.blocks[0].layer.weight.shape[0]
-    assert tuple(trained.direct_feedback.matrix.shape) == (n_out, n1)
+    assert tuple(trained.direct_feedback.shape) == (n_out, n1)
     B = dfa_feedback(trained)
     assert len(B) == 1
     Ws, bs = weights(trained)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .layers import FeedbackLayer
+from .layers import FeedbackLayer, block_matrices, engine_of
 from .models.network import Network
 
 
@@ -29,7 +29,10 @@ class LayerView:
 
 def layer_views(net: Network) -> list[LayerView]:
     """A :class:`LayerView` per weight layer, hidden layers first, the output layer last."""
-    direct = net.direct_feedback.block_matrices() if hasattr(net, "direct_feedback") else []
+    engine = engine_of(net)
+    direct = []
+    if engine is not None and engine.shapes is not None:
+        direct = block_matrices(net.direct_feedback, engine.rule.direct_shapes(engine.shapes))
     names = [f"blocks.{i}.layer" for i in range(len(net.blocks))] + ["head.layer"]
     views = []
     for i, (name, layer) in enumerate(zip(names, net.weight_layers())):

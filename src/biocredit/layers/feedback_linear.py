@@ -8,9 +8,6 @@ ALGORITHMS.md's notation it is ``B_{l+1}ᵀ``); the parameter gradients are the 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -80,18 +77,3 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.effective_weight()
         return LinearFeedbackFunction.apply(input, weight, self.bias, self.backward_matrix(weight))
-
-
-@contextlib.contextmanager
-def exact_gradients(model: nn.Module) -> Iterator[None]:
-    """Within the block every feedback layer of ``model`` back-propagates through its
-    forward weight, so a plain ``loss.backward()`` gives the true BP gradient."""
-    layers = [m for m in model.modules() if isinstance(m, FeedbackLayer)]
-    previous = [m.exact for m in layers]
-    for m in layers:
-        m.exact = True
-    try:
-        yield
-    finally:
-        for m, p in zip(layers, previous):
-            m.exact = p

@@ -7,16 +7,9 @@ import math
 import torch
 from torch import nn
 
+from ..layers import SaturatedLinear
 from .init import initialize, sparsify
 from .network import Block, Network
-
-class SaturatedLinear(nn.Module):  # element-wise; registered in network.ELEMENTWISE
-    """Amit's saturated linearity ``σ(a) = clip(a, −1, 1)`` with ``σ'(a) = 1`` for ``|a| ≤ 1``
-    (inclusive, unlike ``nn.Hardtanh``, whose derivative is 0 at exactly ±1) and 0 outside."""
-
-    def forward(self, a):
-        return torch.where(a.abs() <= 1, a, a.sign())
-
 
 ACTIVATIONS = {
     "tanh": nn.Tanh,

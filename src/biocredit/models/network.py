@@ -2,10 +2,11 @@
 
 A block is ``h = after(post(layer(pre(x))))``: one weight layer (``layer``) with the steps
 before it (flatten, input dropout), its activation (``post``) and the steps after that
-(pooling, dropout). Rules that cut the graph cut it between blocks; rules that replace the
-backward of a weight layer replace ``block.layer``. Direct feedback enters each block at its
-output ``h`` or, with ``inject_at="activation"``, right after the activation (before pooling).
-The network itself is plain PyTorch: ``net(x)`` is an ordinary forward pass.
+(pooling, dropout), and a :class:`~biocredit.layers.Tap` where direct feedback enters: at the
+block's output ``h`` or, with ``inject_at="activation"``, right after the activation (before
+pooling). The network is plain PyTorch and converts like any other model
+(:func:`biocredit.convert`): its taps and its input layer tell the converter what it would
+otherwise be told.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..layers import SaturatedLinear, Tap
+
 
 class Block(nn.Module):
     """``a = layer(pre(x))``, ``z = post(a) [+ x]``, ``h = after(z)``.
 
     ``residual=True`` adds the block's input to ``post(a)`` (Amit's parameter-free SUM of the
     two previous layers); ``after`` holds the steps that follow the activation and the sum
-    (pooling, dropout).
+    (pooling, dropout). ``tap`` sits after the activation (``inject_at="activation"``) or at
+    the output (``"output"``); ``None`` for the output block.
     """
 
     def __init__(self, layer: nn.Module, pre: Sequence[nn.Module] = (),
@@ -34,15 +38,24 @@ class Block(nn.Module):
         self.post = nn.Sequential(*post)
         self.residual = residual
         self.after = nn.Sequential(*after)
+        self.tap = Tap()
+        self.inject_at = "output"
 
     def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The weight layer's output ``a``, the activation ``z`` and the block's output
-        ``h``."""
+        ``h`` (passed through the tap)."""
         a = self.layer(self.pre(x))
         z = self.post(a)
         if self.residual:
             z = z + x
-        return a, z, self.after(z)
+        if self.tap is None:
+            return a, z, self.after(z)
+        if self.inject_at == "activation":
+            z = self.tap(z, preactivation=a, skip=self.residual, elementwise=self.elementwise)
+            return a, z, self.after(z)
+        h = self.after(z)
+        return a, z, self.tap(h, preactivation=a, activation=z, skip=self.residual,
+                              elementwise=self.elementwise)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trace(x)[2]
@@ -54,7 +67,8 @@ class Block(nn.Module):
             isinstance(m, ELEMENTWISE) for m in self.post)
 
 
-ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Hardtanh, nn.Dropout, nn.Identity)
+ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Hardtanh, SaturatedLinear, nn.Dropout,
+               nn.Identity)
 
 
 INJECTION_POINTS = ("output", "activation")
@@ -88,6 +102,7 @@ class Network(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.head = head
+        head.tap = None  # the output block's output is the model's: no tap
         self.input_shape = tuple(input_shape)
         self.spec = spec
         self.inject_at = inject_at
@@ -102,17 +117,26 @@ class Network(nn.Module):
             raise ValueError(f"unknown injection point {point!r}; choose from "
                              f"{', '.join(INJECTION_POINTS)}")
         self._inject_at = point
+        for block in self.blocks:
+            block.inject_at = point
 
-    def trace(self, x: torch.Tensor, cut: bool = False
-              ) -> tuple[list[BlockTrace], torch.Tensor]:
-        """Forward ``x``: a :class:`BlockTrace` per hidden block, and the logits.
-        ``cut=True`` detaches every block's input from the blocks below, so each block's
-        graph is its own."""
+    def input_layers(self) -> list[str]:
+        """The weight layer that sees the data: its input gradient is never needed, so
+        layer-feedback rules give it no feedback."""
+        return ["blocks.0.layer"] if len(self.blocks) else ["head.layer"]
+
+    def example_input(self) -> torch.Tensor:
+        """One zero example (a batch of 1), to find the taps' shapes with."""
+        param = next(self.parameters())
+        return torch.zeros((1, *self.input_shape), dtype=param.dtype, device=param.device)
+
+    def trace(self, x: torch.Tensor) -> tuple[list[BlockTrace], torch.Tensor]:
+        """Forward ``x``: a :class:`BlockTrace` per hidden block, and the logits."""
         traces = []
         for block in self.blocks:
             a, z, h = block.trace(x)
             traces.append(BlockTrace(x, a, z, h, z if self.inject_at == "activation" else h))
-            x = h.detach() if cut else h
+            x = h
         return traces, self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,8 +163,6 @@ class Network(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            param = next(self.parameters())
-            x = torch.zeros((1, *self.input_shape), dtype=param.dtype, device=param.device)
-            return [tuple(t.point.shape[1:]) for t in self.trace(x)[0]]
+            return [tuple(t.point.shape[1:]) for t in self.trace(self.example_input())[0]]
         finally:
             self.train(was_training)

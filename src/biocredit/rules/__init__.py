@@ -6,8 +6,7 @@ class in ``_RULES`` below.
 
 from __future__ import annotations
 
-from .base import (DirectFeedbackRule, LayerFeedbackRule, Rule, StepResult,
-                   forward_cut, output_error)
+from .base import DirectFeedbackRule, LayerFeedbackRule, Rule, StepResult, set_targets
 from .bp import Backprop
 from .brsf import BatchRandomSignFeedback
 from .dfa import DirectFeedbackAlignment
@@ -48,4 +47,4 @@ def create(name: str, **options) -> Rule:
 
 
 __all__ = ["DirectFeedbackRule", "LayerFeedbackRule", "Rule", "StepResult", "available",
-           "create", "forward_cut", "get", "output_error"]
+           "create", "get", "set_targets"]

@@ -1,22 +1,23 @@
 """What a learning rule is.
 
-A rule turns a plain :class:`~biocredit.models.Network` into one that carries the rule's
-feedback state (:meth:`Rule.attach`, which never mutates its argument), fills ``.grad`` of every
-trainable parameter for one batch (:meth:`Rule.backward`), and may adjust its own state after
-the optimizer step (:meth:`Rule.after_step`) and after every epoch (:meth:`Rule.after_epoch`).
-The trainer only ever calls these hooks.
+A rule is configuration (its options) plus the equations that make its teaching signals.
+:meth:`Rule.convert` turns any ``nn.Module`` into a copy that a plain ``loss.backward()``
+trains with the rule (see :func:`biocredit.layers.convert`); the rule's state (feedback
+matrices, masks, learned feedback) lives in that copy as buffers. Rules with learned
+feedback also update it after every optimizer step (:meth:`Rule.after_step`, or
+automatically with :func:`biocredit.training.hook_optimizer`) and may follow a schedule per
+epoch (:meth:`Rule.after_epoch`).
 
 Two mechanisms cover every rule:
 
-* layer feedback (:class:`LayerFeedbackRule`): weight layers whose backward multiplies the
-  error by a feedback matrix ``B`` instead of ``W``; the backward pass is ordinary autograd.
-* direct feedback (:class:`DirectFeedbackRule`): the graph is cut after every hidden block and
-  each block receives a teaching signal computed from the output error.
+* layer feedback (:class:`LayerFeedbackRule`): each weight layer's backward multiplies the
+  error by the rule's feedback ``B`` instead of ``W``: ``δh_l = B_{l+1} δa_{l+1}``;
+* direct feedback (:class:`DirectFeedbackRule`): taps cut the graph after hidden layers and
+  each receives a signal made from the output error ``e``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,10 +25,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..layers import (DirectFeedback, FeedbackConv2d, FeedbackLinear, LocallyConnected2d,
-                      feedback_layers)
+from ..layers import (LocallyConnected2d, TapRecord, block_matrices, conversion_of, convert,
+                      engine_of, feedback_layers, project)
 from ..layers.feedback_init import initial_feedback, sparse_mask
-from ..models.network import BlockTrace, Network
 
 
 @dataclass
@@ -44,6 +44,8 @@ class Rule:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    converts_layers: ClassVar[bool] = False   # gives weight layers feedback of their own
+    direct: ClassVar[bool] = False            # drives taps from the output error
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.defaults))
@@ -57,37 +59,47 @@ class Rule:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({opts})"
 
-    # -- the hooks -------------------------------------------------------------------------
-    def attach(self, model: Network, generator: torch.Generator | None = None) -> Network:
-        """A copy of ``model`` carrying this rule's feedback state; ``model`` is untouched.
+    # -- converting a model ----------------------------------------------------------------
+    def convert(self, model: nn.Module, **options) -> nn.Module:
+        """A copy of ``model`` trained with this rule by ``loss.backward()``; see
+        :func:`biocredit.layers.convert` for ``options``."""
+        return convert(model, self, **options)
 
-        Random feedback is drawn from ``generator`` (torch's global one when ``None``).
-        """
-        if not isinstance(model, Network):
-            raise TypeError("rules attach to a biocredit.models.Network "
-                            f"(build one with biocredit.models.create); got {type(model).__name__}")
-        net = copy.deepcopy(model)
-        self.prepare(net, generator)
-        return net
+    def attach(self, model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
+        """:meth:`convert` with the model's own defaults (the built-in models say where
+        their taps are and which layer sees the data); ``model`` is untouched."""
+        return convert(model, self, generator=generator)
 
-    def backward(self, net: Network, x: torch.Tensor, target: torch.Tensor,
+    def prepare(self, net: nn.Module, generator: torch.Generator | None) -> None:
+        """Called at the end of :meth:`convert`: set up state derived from the feedback."""
+
+    # -- training --------------------------------------------------------------------------
+    def backward(self, net: nn.Module, x: torch.Tensor, target: torch.Tensor,
                  loss_fn) -> StepResult:
-        """Forward ``x`` and fill ``.grad`` of every trainable parameter (accumulating, like
-        ``loss.backward()``). Default: autograd through the network's own backward rules."""
+        """Convenience: forward ``x``, compute the loss and ``loss.backward()``, which fills
+        ``.grad`` with this rule's updates (accumulating, like any backward)."""
+        set_targets(net, target)
         logits = net(x)
         loss = loss_fn(logits, target)
         loss.backward()
         return StepResult(loss.detach(), logits.detach())
 
-    def after_step(self, net: Network) -> None:
+    def after_step(self, net: nn.Module) -> None:
         """Called after every optimizer step; rules with learned feedback update it here."""
 
-    def after_epoch(self, net: Network) -> None:
+    def after_epoch(self, net: nn.Module) -> None:
         """Called after every training epoch (learning-rate schedules of the feedback)."""
 
-    # -- for subclasses --------------------------------------------------------------------
-    def prepare(self, net: Network, generator: torch.Generator | None) -> None:
-        """Install the rule's feedback state into ``net`` (a private copy)."""
+    def after_load(self, net: nn.Module) -> None:
+        """Called after ``load_state_dict``: refresh state derived from the weights."""
+
+
+def set_targets(net: nn.Module, target: torch.Tensor) -> None:
+    """Hand the batch's labels to a converted model whose rule needs them (auxiliary errors)
+    before its forward pass; a no-op for every other model."""
+    engine = engine_of(net)
+    if engine is not None:
+        engine.target = target
 
 
 FEEDBACK_OPTIONS: dict[str, Any] = {
@@ -119,19 +131,6 @@ class FeedbackRule(Rule):
         return b.to(like.device), mask
 
 
-_FEEDBACK_VERSIONS = ((nn.Linear, FeedbackLinear), (nn.Conv2d, FeedbackConv2d),
-                      (LocallyConnected2d, LocallyConnected2d))
-
-
-def with_feedback(layer: nn.Module, feedback: torch.Tensor | None) -> nn.Module:
-    """A copy of weight layer ``layer`` (and its connectivity mask) whose backward uses
-    ``feedback`` (``None``: its weight)."""
-    for plain, version in _FEEDBACK_VERSIONS:
-        if isinstance(layer, plain):
-            return version.from_layer(layer, feedback)
-    raise ValueError(f"layer feedback is not implemented for {type(layer).__name__}")
-
-
 def fan_out(layer: nn.Module) -> int:
     """How many errors each input unit of ``layer`` sums in the backward pass: the fan-in
     of its feedback (linear: ``out``; convolution: ``C_out·k²``; untied: ``C_out``)."""
@@ -147,85 +146,78 @@ class LayerFeedbackRule(FeedbackRule):
     The feedback has the weight's layout (``out × in``, or the kernel's shape) and is drawn
     with ``fan_in`` = :func:`fan_out` of the layer."""
 
-    def prepare(self, net: Network, generator: torch.Generator | None) -> None:
-        for block in [*net.blocks[1:], net.head]:  # the data needs no error: skip layer 1
-            w = block.layer.weight
-            feedback, mask = self.make_feedback(tuple(w.shape), fan_out(block.layer),
-                                                generator, w)
-            block.layer = with_feedback(block.layer, feedback)
-            block.layer.feedback_mask = mask
+    converts_layers = True
+
+    def layer_feedback(self, layer: nn.Module, generator: torch.Generator | None):
+        """The feedback ``layer`` gets (``None`` ties it to the weight) and its mask."""
+        w = layer.weight
+        return self.make_feedback(tuple(w.shape), fan_out(layer), generator, w)
 
 
-def learned_layers(net: Network) -> list[FeedbackLinear]:
+def learned_layers(net: nn.Module):
     """The feedback layers of ``net`` that hold a feedback matrix of their own."""
     return feedback_layers(net)
 
 
 class DirectFeedbackRule(FeedbackRule):
-    """The graph is cut after every hidden block; block ``l`` receives the teaching signal
-    ``δh_l`` from :meth:`hidden_signals` and all block-local gradients (and the output layer's,
-    from ``e``) come from one autograd call. No error travels through the forward weights."""
+    """Every tap ``l`` receives ``δh_l = e B_lᵀ``; autograd turns it into
+    ``δa_l = δh_l ⊙ f'(a_l)`` and the local weight gradients. All ``B_lᵀ`` form one root
+    buffer ``direct_feedback`` (``C × Σ n_l``, drawn ``U(±1/√C)`` by default) so one matmul
+    serves every tap; ``direct_feedback_mask`` holds a sparse mask."""
 
-    def prepare(self, net: Network, generator: torch.Generator | None) -> None:
-        shapes = self.direct_shapes(net.hidden_shapes())
-        weight = net.head.layer.weight
-        num_outputs = weight.shape[0]
-        parts = [self.make_feedback((num_outputs, math.prod(s)), num_outputs, generator, weight)
-                 for s in shapes]
+    direct = True
+    local_input_grad: ClassVar[bool] = False      # taps' outputs require grad (IFA's JVP)
+    needs_preactivation: ClassVar[bool] = False   # records a_l at every tap
+
+    def direct_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """Which taps get a direct projection of ``e`` (default: all of them)."""
+        return shapes
+
+    def validate_taps(self, records: list[TapRecord]) -> None:
+        """Refuse tap layouts the rule is not defined for (called once, at the first draw)."""
+
+    def make_direct_state(self, root: nn.Module, shapes, num_outputs: int,
+                          generator: torch.Generator | None, like: torch.Tensor) -> None:
+        """Draw ``B_l`` for every tap (in tap order) into the root's buffers."""
+        parts = [self.make_feedback((num_outputs, math.prod(s)), num_outputs, generator, like)
+                 for s in self.direct_shapes(shapes)]
         masks = [m for _, m in parts]
-        net.direct_feedback = DirectFeedback(
-            torch.cat([b for b, _ in parts], dim=1), shapes,
-            mask=None if masks[0] is None else torch.cat(masks, dim=1))
+        root.register_buffer("direct_feedback", torch.cat([b for b, _ in parts], dim=1))
+        root.register_buffer("direct_feedback_mask",
+                             None if masks[0] is None else torch.cat(masks, dim=1))
 
-    def direct_shapes(self, hidden_shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        """Which blocks get a direct projection of ``e`` (default: all of them)."""
-        return hidden_shapes
+    def injection_points(self, records: list[TapRecord]) -> list[torch.Tensor]:
+        """The tensors that receive :meth:`hidden_signals` (DFA: the tap points)."""
+        return [r.point for r in records]
 
-    def backward(self, net, x, target, loss_fn):
-        traces, logits = forward_cut(net, x)
-        error, loss = output_error(loss_fn, logits, target)
-        outputs, grads = self.hidden_signals(net, error, traces, target)
-        torch.autograd.backward([logits, *outputs], [error, *grads])
-        return StepResult(loss, logits.detach())
+    def hidden_signals(self, root: nn.Module, error: torch.Tensor,
+                       records: list[TapRecord], target) -> list[torch.Tensor]:
+        """DFA: ``δh_l = e_l B_lᵀ`` at every tap, with ``e_l = e`` (one matmul for all taps)
+        or, with the option ``aux_errors``, each tap's own auxiliary error."""
+        return self.direct_signals(root, error, records, target)
 
-    def hidden_signals(self, net: Network, error: torch.Tensor, traces: list[BlockTrace],
-                       target: torch.Tensor):
-        """Tensors of the cut graph and the gradients to inject at them. DFA: every block
-        output ``h_l`` (or activation: the trace's ``point``) receives ``δh_l = e_l B_lᵀ``;
-        autograd turns it into ``δa_l = δh_l ⊙ f'(a_l)`` and the block's weight gradient
-        ``δa_l h_{l-1}ᵀ``."""
-        return [t.point for t in traces], self.direct_signals(net, error, traces, target)
-
-    def direct_signals(self, net, error, traces, target) -> list[torch.Tensor]:
-        """``e_l B_lᵀ`` per block, with ``e_l = e`` (one matmul for all blocks) or, with the
-        option ``aux_errors``, each block's own auxiliary error (:func:`auxiliary_error`)."""
+    def direct_signals(self, root, error, records, target) -> list[torch.Tensor]:
+        shapes = self.direct_shapes([tuple(r.point.shape[1:]) for r in records])
         if not self.options.get("aux_errors"):
-            return net.direct_feedback(error)
-        errors = [auxiliary_error(t.point.detach().flatten(1) @ b.t(), target)
-                  for t, b in zip(traces, net.direct_feedback.block_matrices())]
-        return net.direct_feedback.project_each(errors)
+            return project(error, root.direct_feedback, shapes)
+        matrices = block_matrices(root.direct_feedback, shapes)
+        return [(auxiliary_error(r.point.detach().flatten(1) @ b.t(), target) @ b)
+                .reshape(r.point.shape) for r, b in zip(records, matrices)]
 
 
-def auxiliary_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def auxiliary_error(logits: torch.Tensor, target) -> torch.Tensor:
     """LAFS-style error of auxiliary logits ``a_x,l = B_lᵀ h_l``:
     ``e_l = (softmax(a_x,l) − y) / N`` (the batch mean, like the output error)."""
+    if target is None:
+        raise ValueError("auxiliary errors need the batch's labels: call "
+                         "biocredit.set_targets(model, y) before the forward pass "
+                         "(rule.backward does it)")
     if target.dtype.is_floating_point:
         raise ValueError("auxiliary errors need class targets (a classification task)")
     onehot = torch.nn.functional.one_hot(target, logits.shape[1]).to(logits.dtype)
     return (torch.softmax(logits, dim=1) - onehot) / len(logits)
 
 
-def forward_cut(net: Network, x: torch.Tensor) -> tuple[list[BlockTrace], torch.Tensor]:
-    """Forward with the graph cut between blocks: each block's graph is local to it
-    (every trace's ``input`` is detached). Returns one :class:`BlockTrace` per hidden block
-    and the logits (with the output layer's graph)."""
-    return net.trace(x, cut=True)
-
-
-def output_error(loss_fn, logits: torch.Tensor, target: torch.Tensor):
-    """``e = ∂loss/∂a_L`` and the loss, computed on a detached copy of the logits."""
-    a = logits.detach().requires_grad_()
-    with torch.enable_grad():
-        loss = loss_fn(a, target)
-        (error,) = torch.autograd.grad(loss, a)
-    return error, loss.detach()
+__all__ = ["DirectFeedbackRule", "FEEDBACK_OPTIONS", "FeedbackRule", "LayerFeedbackRule",
+           "Rule", "StepResult", "auxiliary_error", "conversion_of", "fan_out",
+           "learned_layers", "set_targets"]

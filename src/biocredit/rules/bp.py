@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Rule, with_feedback
+from .base import LayerFeedbackRule
 
 
-class Backprop(Rule):
+class Backprop(LayerFeedbackRule):
     """``δa_l = (W_{l+1}ᵀ δa_{l+1}) ⊙ f'(a_l)``.
 
     By default the layers are left as they are and plain autograd does the work (the fast
@@ -17,7 +17,9 @@ class Backprop(Rule):
     summary = "back-propagation (the reference)"
     defaults = {"through_feedback": False}
 
-    def prepare(self, net, generator):
-        if self.options["through_feedback"]:
-            for block in [*net.blocks[1:], net.head]:
-                block.layer = with_feedback(block.layer, None)
+    @property
+    def converts_layers(self) -> bool:
+        return self.options["through_feedback"]
+
+    def layer_feedback(self, layer, generator):
+        return None, None   # tied: the backward uses the weight itself

@@ -5,19 +5,19 @@ from __future__ import annotations
 import torch
 
 from ..optimizers import make_optimizer
-from .base import FEEDBACK_OPTIONS, DirectFeedbackRule
+from .base import FEEDBACK_OPTIONS, DirectFeedbackRule, conversion_of
 
 
 class DirectKolenPollack(DirectFeedbackRule):
     """``δa_l = (B_l e) ⊙ f'(a_l)`` as DFA, with ``B_l`` learned like the weight of a direct
     read-out from ``h_l`` to the output: its gradient is ``e h_lᵀ`` (summed over the batch, in
-    the stored ``C × n_l`` layout, i.e. ``B_l``'s transpose), all blocks in one matmul.
+    the stored ``C × n_l`` layout, i.e. ``B_l``'s transpose), all taps in one matmul.
 
-    ``B`` is stepped by its own optimizer (``feedback_optimizer``, ``feedback_lr``,
-    ``feedback_momentum``, ``feedback_decay`` as weight decay) in :meth:`after_step`, apart
-    from the forward weights' optimizer, and its learning rate is multiplied by
-    ``feedback_lr_decay`` after every epoch (the authors' step schedule uses 0.8). Its
-    optimizer state is not in the ``state_dict``.
+    ``B`` (the root buffer ``direct_feedback``) is stepped by its own optimizer
+    (``feedback_optimizer``, ``feedback_lr``, ``feedback_momentum``, ``feedback_decay`` as
+    weight decay) in :meth:`after_step`, apart from the forward weights' optimizer, and its
+    learning rate is multiplied by ``feedback_lr_decay`` after every epoch (the authors' step
+    schedule uses 0.8). The gradient waits in ``direct_feedback.grad`` until then.
     """
 
     name = "dkp"
@@ -25,31 +25,44 @@ class DirectKolenPollack(DirectFeedbackRule):
     defaults = {**FEEDBACK_OPTIONS, "feedback_optimizer": "adam", "feedback_lr": 1e-3,
                 "feedback_momentum": 0.0, "feedback_decay": 1e-4, "feedback_lr_decay": 1.0}
 
-    def prepare(self, net, generator):
-        super().prepare(net, generator)
-        o = self.options
-        net.direct_feedback.optimizer = make_optimizer(
-            o["feedback_optimizer"], [net.direct_feedback.matrix], o["feedback_lr"],
-            o["feedback_momentum"], o["feedback_decay"])
-
-    def hidden_signals(self, net, error, traces, target):
-        feedback = net.direct_feedback
-        h = torch.cat([t.point.detach().flatten(1) for t in traces], dim=1)
-        grad = error.t() @ h                                   # e h_lᵀ for every block at once
-        if feedback.mask is not None:
-            grad.mul_(feedback.mask)
-        feedback.matrix.grad = grad if feedback.matrix.grad is None else \
-            feedback.matrix.grad + grad
-        return super().hidden_signals(net, error, traces, target)
+    def hidden_signals(self, root, error, records, target):
+        feedback = root.direct_feedback
+        h = torch.cat([r.point.detach().flatten(1) for r in records], dim=1)
+        grad = error.flatten(1).t() @ h                       # e h_lᵀ for every tap at once
+        if root.direct_feedback_mask is not None:
+            grad.mul_(root.direct_feedback_mask)
+        feedback.grad = grad if feedback.grad is None else feedback.grad + grad
+        return super().hidden_signals(root, error, records, target)
 
     @torch.no_grad()
     def after_step(self, net):
         feedback = net.direct_feedback
-        feedback.optimizer.step()
-        feedback.matrix.grad = None
-        if feedback.mask is not None:
-            feedback.matrix.mul_(feedback.mask)
+        feedback_optimizer(net).step()
+        feedback.grad = None
+        if net.direct_feedback_mask is not None:
+            feedback.mul_(net.direct_feedback_mask)
 
     def after_epoch(self, net):
-        for group in net.direct_feedback.optimizer.param_groups:
+        for group in feedback_optimizer(net).param_groups:
             group["lr"] *= self.options["feedback_lr_decay"]
+
+
+def feedback_optimizer(net) -> torch.optim.Optimizer:
+    """The optimizer of ``net``'s learned direct feedback, made on first use; after the model
+    moved (``.to()`` replaces buffers) it follows the new tensor, keeping its state."""
+    conversion = conversion_of(net)
+    rule, matrix = conversion.rule, net.direct_feedback
+    optimizer = conversion.state.get("feedback_optimizer")
+    if optimizer is None:
+        o = rule.options
+        optimizer = make_optimizer(o["feedback_optimizer"], [matrix], o["feedback_lr"],
+                                   o["feedback_momentum"], o["feedback_decay"])
+        conversion.state["feedback_optimizer"] = optimizer
+    else:
+        old = optimizer.param_groups[0]["params"][0]
+        if old is not matrix:
+            state = optimizer.state.pop(old, {})
+            optimizer.param_groups[0]["params"][0] = matrix
+            optimizer.state[matrix] = {k: v.to(matrix.device) if torch.is_tensor(v) and k != "step"
+                                       else v for k, v in state.items()}
+    return optimizer

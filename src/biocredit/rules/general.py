@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from .base import FEEDBACK_OPTIONS, DirectFeedbackRule
 
@@ -64,14 +63,6 @@ def parse_sources(text: str, depth: int) -> list[tuple[str, ...]]:
     return layers
 
 
-class NeighbourFeedback(nn.Module):
-    """The fixed random matrices ``B̃_l`` (``above_l``: width above × ``n_l``) and ``B̄_l``
-    (``below_l``: ``n_{l-1}`` × ``n_l``), as buffers."""
-
-    def matrix(self, direction: str, layer: int) -> torch.Tensor:
-        return getattr(self, f"{direction}_{layer}")
-
-
 class GeneralFeedback(DirectFeedbackRule):
     """``δa_l = F(B_l e_l, B̃_l δa_{l+1}, B̄_l δa_{l-1}) ⊙ f'(a_l)`` (see the module doc)."""
 
@@ -79,41 +70,49 @@ class GeneralFeedback(DirectFeedbackRule):
     summary = "general feedback (Flam-Shepherd): direct, from-above and from-below errors mixed"
     defaults = {**FEEDBACK_OPTIONS, "strategy": "s1", "sources": None, "weights": None,
                 "aux_errors": False}
+    needs_preactivation = True
 
     def layer_sources(self, depth: int) -> list[tuple[str, ...]]:
         if self.options["sources"]:
             return parse_sources(self.options["sources"], depth)
         return strategy_sources(self.options["strategy"], depth)
 
-    def prepare(self, net, generator):
-        if not all(block.elementwise for block in net.blocks):
+    def validate_taps(self, records):
+        if not all(r.elementwise and not r.skip and r.preactivation is not None
+                   and r.preactivation.shape == r.point.shape for r in records):
             raise ValueError("the general rule needs element-wise steps after every weight "
                              "layer (an MLP)")
-        super().prepare(net, generator)
-        widths = [math.prod(s) for s in net.hidden_shapes()]
-        outputs = net.head.layer.weight.shape[0]
-        weight = net.head.layer.weight
-        neighbours = NeighbourFeedback()
+
+    def make_direct_state(self, root, shapes, num_outputs, generator, like):
+        """``B_l`` for every tap, then the neighbour matrices ``B̃_l`` (root buffer
+        ``neighbour_feedback_above_{l}``, width above × ``n_l``) and ``B̄_l``
+        (``neighbour_feedback_below_{l}``, ``n_{l-1} × n_l``), ``l`` counted from 0."""
+        super().make_direct_state(root, shapes, num_outputs, generator, like)
+        widths = [math.prod(s) for s in shapes]
         for l, sources in enumerate(self.layer_sources(len(widths))):
             for direction in ("above", "below"):
                 if any(s.startswith(direction) for s in sources):
-                    width = (widths[l + 1] if l + 1 < len(widths) else outputs) \
+                    width = (widths[l + 1] if l + 1 < len(widths) else num_outputs) \
                         if direction == "above" else widths[l - 1]
-                    b, _ = self.make_feedback((width, widths[l]), width, generator, weight)
-                    neighbours.register_buffer(f"{direction}_{l}", b)
-        net.neighbour_feedback = neighbours
+                    b, _ = self.make_feedback((width, widths[l]), width, generator, like)
+                    root.register_buffer(f"neighbour_feedback_{direction}_{l}", b)
 
-    def hidden_signals(self, net, error, traces, target):
+    def injection_points(self, records):
+        return [r.preactivation for r in records]
+
+    def hidden_signals(self, root, error, records, target):
+        traces = records
         sources = self.layer_sources(len(traces))
-        direct = [d.flatten(1) for d in self.direct_signals(net, error, traces, target)]
+        direct = [d.flatten(1) for d in self.direct_signals(root, error, traces, target)]
         weights = self.options["weights"] or {}
         deltas: dict[int, torch.Tensor] = {}
         plain: dict[int, torch.Tensor] = {}
 
         def times_derivative(l, u):  # u ⊙ f'(a_l): the element-wise post-steps' Jacobian
             t = traces[l]
-            (d,) = torch.autograd.grad(t.point, t.preactivation, u.reshape(t.point.shape),
-                                       retain_graph=True)
+            with torch.enable_grad():
+                (d,) = torch.autograd.grad(t.point, t.preactivation, u.reshape(t.point.shape),
+                                           retain_graph=True)
             return d.flatten(1)
 
         def dfa_delta(l):
@@ -138,11 +137,10 @@ class GeneralFeedback(DirectFeedbackRule):
                         signal = error
                     else:
                         signal = dfa_delta(n) if kind else delta(n, (*visiting, l))
-                    u = signal @ net.neighbour_feedback.matrix(direction, l)
+                    u = signal @ getattr(root, f"neighbour_feedback_{direction}_{l}")
                 w = float(weights.get(s, 1.0))
                 total, weight_sum = total + w * u, weight_sum + w
             deltas[l] = times_derivative(l, total / weight_sum)
             return deltas[l]
 
-        grads = [delta(l).reshape(t.preactivation.shape) for l, t in enumerate(traces)]
-        return [t.preactivation for t in traces], grads
+        return [delta(l).reshape(t.preactivation.shape) for l, t in enumerate(traces)]

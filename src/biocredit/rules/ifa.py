@@ -2,74 +2,67 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
-from torch.func import jvp
 
-from ..models.network import BlockTrace
-from .base import DirectFeedbackRule
+from .base import DirectFeedbackRule, project
 
 
 class IndirectFeedbackAlignment(DirectFeedbackRule):
     """``δa_1 = (B_1 e) ⊙ f'(a_1)``; for ``l > 1``: ``δa_l = (W_l δa_{l-1}) ⊙ f'(a_l)``.
 
-    The error enters the first hidden block through a fixed random ``B_1`` (``U(±1/√C)`` by
-    default) and travels *forward* through the forward weights: ``W_l δa_{l-1}`` is the
-    Jacobian-vector product of block ``l``'s weight layer. In conv nets the signal also
-    passes forward through the pooling and dropout after a layer (their Jacobian at the
-    current input: the max-pool's chosen units, the dropout's mask), and ``⊙ f'(a_l)`` is the
-    backward of the steps between a layer and its activation (batch norm included).
-    Residual (SUM) blocks are refused: their skip path has no forward-signal rule.
+    The error enters the first tap through a fixed random ``B_1`` (``U(±1/√C)`` by default)
+    and travels *forward* through the forward weights: ``W_l δa_{l-1}`` is the Jacobian-vector
+    product of the local graph from tap ``l−1`` to the weight layer's output ``a_l`` (in conv
+    nets it also passes the pooling and dropout between them at this forward pass: the
+    max-pool's chosen units, the dropout's mask), and ``⊙ f'(a_l)`` is the backward of the
+    steps between the layer and its activation (batch norm included). Each later tap gets its
+    signal at the activation. Taps with a residual sum between them are refused: the skip
+    path has no forward-signal rule.
     """
 
     name = "ifa"
     summary = "indirect feedback alignment: error to the first layer, then forward"
+    local_input_grad = True
+    needs_preactivation = True
 
-    def direct_shapes(self, hidden_shapes):
-        return hidden_shapes[:1]
+    def direct_shapes(self, shapes):
+        return shapes[:1]
 
-    def prepare(self, net, generator):
-        if any(block.residual for block in net.blocks):
+    def validate_taps(self, records):
+        if any(r.skip for r in records):
             raise ValueError("IFA sends its signal forward through the weight layers; it is "
                              "not defined for residual (SUM) blocks")
-        super().prepare(net, generator)
+        if any(r.preactivation is None for r in records):
+            raise ValueError("IFA needs a weight layer before every tap")
 
-    def hidden_signals(self, net, error, traces, target):
-        """Block 1 receives ``B_1 e`` at its injection point, block ``l > 1`` the forward
-        signal ``W_l δa_{l-1}`` at its activation (so batch norm's parameters learn too)."""
-        (signal,) = net.direct_feedback(error)
-        first = traces[0]
-        points, signals = [first.point], [signal]
-        (delta,) = torch.autograd.grad(first.point, first.preactivation, signal,
-                                       retain_graph=True)
-        for below, block, trace in zip(traces, net.blocks[1:], traces[1:]):
-            tangent = forward_through_after(below, delta)
-            signal = layer_jvp(block, trace.input, tangent)      # W_l δa_{l-1}
-            # δa_l = signal ⊙ f'(a_l): the backward of the steps up to the activation.
-            (delta,) = torch.autograd.grad(trace.activation, trace.preactivation, signal,
+    def injection_points(self, records):
+        return [records[0].point] + [r.activation for r in records[1:]]
+
+    def hidden_signals(self, root, error, records, target):
+        """Tap 1 receives ``B_1 e`` at its point, tap ``l > 1`` the forward signal
+        ``W_l δa_{l-1}`` at its activation (so batch norm's parameters learn too)."""
+        (signal,) = project(error, root.direct_feedback, [tuple(records[0].point.shape[1:])])
+        signals = [signal]
+        with torch.enable_grad():
+            (delta,) = torch.autograd.grad(records[0].point, records[0].preactivation, signal,
                                            retain_graph=True)
-            points.append(trace.activation)
-            signals.append(signal)
-        return points, signals
+            for below, record in zip(records, records[1:]):
+                tangent = forward_jvp(below.point, below.activation, delta)
+                signal = forward_jvp(record.preactivation, record.input, tangent)  # W_l δa_{l-1}
+                # δa_l = signal ⊙ f'(a_l): the backward of the steps up to the activation.
+                (delta,) = torch.autograd.grad(record.activation, record.preactivation, signal,
+                                               retain_graph=True)
+                signals.append(signal)
+        return signals
 
 
-def forward_through_after(trace: BlockTrace, tangent: torch.Tensor) -> torch.Tensor:
-    """``J · tangent`` for the Jacobian ``J`` of the block's steps after its activation
-    (pooling, dropout) at this forward pass, from the recorded graph (the transpose of the
-    transpose: two reverse-mode calls), so dropout keeps the mask it drew."""
-    if trace.output is trace.activation:
+def forward_jvp(output: torch.Tensor, input: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
+    """``J · tangent`` for the Jacobian ``J = ∂output/∂input`` of the recorded graph at this
+    forward pass (the transpose of the transpose: two reverse-mode calls), so dropout keeps
+    the mask it drew."""
+    if output is input:
         return tangent
-    probe = torch.zeros_like(trace.output, requires_grad=True)
-    (vjp,) = torch.autograd.grad(trace.output, trace.activation, probe, create_graph=True)
+    probe = torch.zeros_like(output, requires_grad=True)
+    (vjp,) = torch.autograd.grad(output, input, probe, create_graph=True)
     (out,) = torch.autograd.grad(vjp, probe, tangent, retain_graph=True)
     return out
-
-
-def layer_jvp(block, x: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
-    """``∂ layer(pre(x)) / ∂x · tangent`` (forward-mode AD; torch's first use of it loads
-    decompositions through a deprecated torch.jit path, whose warning is not ours to show)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*",
-                                category=DeprecationWarning)
-        return jvp(lambda z: block.layer(block.pre(z)), (x,), (tangent,))[1]

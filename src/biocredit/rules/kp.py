@@ -11,7 +11,8 @@ class KolenPollack(LayerFeedbackRule):
     """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` as FA, with ``B`` learned:
     ``ΔB_{l+1} = ε ΔW_{l+1}ᵀ − λ B_{l+1}`` and ``ΔW_{l+1}`` also gets ``− λ W_{l+1}``.
 
-    ``ΔW`` is the step the optimizer actually took (any optimizer), so ``B − Wᵀ`` shrinks by
+    ``ΔW`` is the step the optimizer actually took (any optimizer; ``W`` is snapshotted after
+    every update), so ``B − Wᵀ`` shrinks by
     ``(1 − λ)`` every step and ``B`` converges to ``Wᵀ``. ``decay`` is ``λ`` per step (``η λ``
     in Akrout's notation, ``η`` the learning rate); ``epsilon`` is ``ε`` (1 for KP).
     """
@@ -21,18 +22,17 @@ class KolenPollack(LayerFeedbackRule):
     defaults = {**FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0}
 
     def prepare(self, net, generator):
-        super().prepare(net, generator)
         for layer in learned_layers(net):
-            # Snapshot of W before the optimizer step (not saved in checkpoints).
+            # W as the optimizer will find it: ΔW = W − weight_before_step after its step
+            # (not saved in checkpoints; refreshed after every update and every load).
             layer.register_buffer("weight_before_step", layer.weight.detach().clone(),
                                   persistent=False)
 
-    def backward(self, net, x, target, loss_fn):
+    @torch.no_grad()
+    def after_load(self, net):
         layers = learned_layers(net)
-        with torch.no_grad():
-            torch._foreach_copy_([m.weight_before_step for m in layers],
-                                 [m.weight for m in layers])
-        return super().backward(net, x, target, loss_fn)
+        torch._foreach_copy_([m.weight_before_step for m in layers],
+                             [m.weight for m in layers])
 
     @torch.no_grad()
     def after_step(self, net):
@@ -51,3 +51,4 @@ class KolenPollack(LayerFeedbackRule):
         for m in layers:
             if m.feedback_mask is not None:
                 m.feedback.mul_(m.feedback_mask)
+        torch._foreach_copy_(before, weights)               # the next step's W_before

@@ -1,8 +1,9 @@
 """The training loop: whole datasets as tensors, shuffled index batches, no per-example work.
 
-The loop never asks which rule it runs: ``rule.backward`` fills the gradients,
-``optimizer.step`` applies them, ``rule.after_step`` (and ``rule.after_epoch``) update the
-rule's own state.
+The loop is the one any PyTorch user writes for a converted model: forward, loss,
+``loss.backward()`` (which computes the rule's updates), ``optimizer.step()``; then the rule's
+``after_step`` (and once per epoch ``after_epoch``) update its own state. It never asks which
+rule it runs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..models.network import Network
+from ..rules import set_targets
 
 
 class TrainingDiverged(RuntimeError):
@@ -23,7 +24,7 @@ ProgressFn = Callable[[int, int, float], None]
 StepFn = Callable[[int, Callable[[], float]], None]
 
 
-def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
+def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
                 optimizer: torch.optim.Optimizer, batch_size: int,
                 generator: torch.Generator, progress: ProgressFn | None = None,
                 check_every: int = 50, on_step: StepFn | None = None) -> float:
@@ -46,11 +47,14 @@ def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
 
     for step in range(steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
+        xb, yb = x[idx], y[idx]
         optimizer.zero_grad(set_to_none=True)
-        result = rule.backward(net, x[idx], y[idx], loss_fn)
+        set_targets(net, yb)                # for rules that need labels (auxiliary errors)
+        loss = loss_fn(net(xb), yb)
+        loss.backward()
         optimizer.step()
         rule.after_step(net)
-        total += result.loss.double() * len(idx)
+        total += loss.detach().double() * len(idx)
         seen += len(idx)
         if (step + 1) % check_every == 0 or step + 1 == steps:
             mean = total.item() / seen
@@ -66,7 +70,7 @@ def train_epoch(net: Network, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
 
 
 @torch.no_grad()
-def evaluate(net: Network, x: torch.Tensor, y: torch.Tensor, loss_fn,
+def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn,
              batch_size: int = 1000) -> tuple[float, float]:
     """Mean loss and error of ``net`` in eval mode: the fraction misclassified, or for a
     reconstruction loss the mean squared error per pixel (``loss_fn.errors``)."""

@@ -1,0 +1,174 @@
+"""Direct feedback in any model: taps cut the graph, one autograd node at the output hands
+every tap its teaching signal.
+
+A model converted for a direct rule carries a :class:`DirectEngine` (not state: the feedback
+matrices are buffers of the model, see the rules). Its root module's forward pre-hook starts
+a record; every :class:`~biocredit.layers.tap.Tap` the forward passes through records its
+input and returns it *detached*, so nothing above a tap back-propagates into it; the root's
+forward hook wraps the model output in :class:`JoinFunction`. On ``loss.backward()`` the join
+receives ``e = ∂loss/∂output``, passes ``e`` on to the output (so the layers above the last
+tap learn from ``e`` as usual) and returns each tap's signal, made by the rule from ``e``
+(DFA: one matmul for all taps). The layers between two taps then get their gradients from
+their own tap's signal only, all within the same single ``loss.backward()``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .tap import Tap
+
+
+@dataclass
+class TapRecord:
+    """One tap of one forward pass.
+
+    ``point`` is the tensor the tap received; ``input`` the start of its local graph (the
+    previous tap's detached output; ``None`` for the first tap, whose graph starts at the
+    model input); ``preactivation`` the last weight layer's output before the tap (``a_l``);
+    ``activation`` the activation before pooling (the point unless the model says otherwise);
+    ``skip`` whether a residual sum lies between the local input and the tap; ``elementwise``
+    whether the point is an element-wise function of the preactivation."""
+
+    input: torch.Tensor | None
+    preactivation: torch.Tensor | None
+    activation: torch.Tensor
+    point: torch.Tensor
+    skip: bool = False
+    elementwise: bool = True
+
+
+class JoinFunction(torch.autograd.Function):
+    """Identity on the model output; its backward turns ``e`` into every tap's signal."""
+
+    @staticmethod
+    def forward(output, engine, records, *points):
+        return output.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, engine, records, *_ = inputs
+        ctx.engine, ctx.records, ctx.target = engine, records, engine.target
+
+    @staticmethod
+    def backward(ctx, error):
+        engine, records = ctx.engine, ctx.records
+        ctx.records = None
+        signals = engine.rule.hidden_signals(engine.root, error, records, ctx.target)
+        return (error, None, None, *signals)
+
+
+class DirectEngine:
+    """Drives the taps of one converted model for a direct ``rule`` (see the module doc)."""
+
+    def __init__(self, rule, root: nn.Module, generator: torch.Generator | None):
+        self.rule, self.root, self.generator = rule, root, generator
+        self.exact = False          # set by exact_gradients: taps pass everything through
+        self.target = None          # the batch's labels, for rules that need them
+        self.shapes: list[tuple[int, ...]] | None = None
+        self.hook_taps: list[Tap] = []
+        self._records: list[TapRecord] | None = None
+        self._probing = False
+        self._previous: torch.Tensor | None = None
+        self._preactivation: torch.Tensor | None = None
+
+    # -- hooks ------------------------------------------------------------------------------
+    def begin(self, module, args) -> None:
+        """Root forward pre-hook: start recording when a backward may follow."""
+        if self._probing:
+            return
+        active = not self.exact and torch.is_grad_enabled() and self._records is None
+        self._records = [] if active else None
+        self._previous = self._preactivation = None
+
+    def tap(self, h, preactivation, activation, skip=False, elementwise=True):
+        records = self._records
+        if records is None or not (h.requires_grad or self._probing):
+            return h
+        if preactivation is None:
+            preactivation = self._preactivation
+        records.append(TapRecord(self._previous, preactivation,
+                                 h if activation is None else activation, h, skip, elementwise))
+        if self._probing:
+            return h
+        out = h.detach()
+        if self.rule.local_input_grad:
+            out.requires_grad_()
+        self._previous = out
+        return out
+
+    def weight_output(self, module, args, output) -> None:
+        """Forward hook of weight layers: remember the latest ``a_l``."""
+        if self._records is not None:
+            self._preactivation = output
+
+    def end(self, module, args, output):
+        """Root forward hook: join the recorded taps to the output."""
+        records = self._records
+        if self._probing or records is None:
+            return output
+        self._records = None
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"{self.rule.name} needs the model to return one tensor (the "
+                            f"output whose error it projects); got {type(output).__name__}")
+        if not records:
+            raise RuntimeError(f"{self.rule.name}: the forward pass went through no tap, so no "
+                               "hidden layer would learn; place biocredit.Tap() after each "
+                               "hidden activation or convert with taps=[...]")
+        self.materialise(records, output)
+        return JoinFunction.apply(output, self, records, *self.rule.injection_points(records))
+
+    # -- state ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def probe(self, example: torch.Tensor) -> None:
+        """One forward in eval mode (no dropout, no batch-norm update) to find the taps and
+        draw the rule's feedback for them."""
+        was_training = self.root.training
+        self.root.eval()
+        self._records, self._probing = [], True
+        try:
+            output = self.root(example)
+            records = self._records
+        finally:
+            self._records, self._probing = None, False
+            self.root.train(was_training)
+        if not records:
+            raise ValueError(f"{self.rule.name} sends the output error to taps, and this model "
+                             "has none: place biocredit.Tap() after each hidden activation or "
+                             "convert with taps=[...]")
+        self.materialise(records, output)
+
+    def materialise(self, records: list[TapRecord], output: torch.Tensor) -> None:
+        """Draw the rule's feedback for these taps (once), or check they are the same taps."""
+        shapes = [tuple(r.point.shape[1:]) for r in records]
+        if self.shapes is None:
+            self.rule.validate_taps(records)
+            self.rule.make_direct_state(self.root, shapes, math.prod(output.shape[1:]),
+                                        self.generator, output)
+            self.shapes = shapes
+        elif shapes != self.shapes:
+            raise RuntimeError(f"{self.rule.name}: this forward pass reached taps of shapes "
+                               f"{shapes}; the feedback was drawn for {self.shapes}")
+
+
+def engine_of(model: nn.Module) -> DirectEngine | None:
+    """The direct engine driving ``model``'s taps, if it was converted for a direct rule."""
+    conversion = getattr(model, "biocredit_conversion", None)
+    return None if conversion is None else conversion.engine
+
+
+def project(error: torch.Tensor, matrix: torch.Tensor, shapes) -> list[torch.Tensor]:
+    """``[s_1 | … | s_k] = e B`` with ``B = [B_1ᵀ | … | B_kᵀ]`` (``C × Σ n_l``): every tap's
+    signal from one matmul, reshaped to the tap's shape."""
+    flat = error.flatten(1) @ matrix
+    sizes = [math.prod(s) for s in shapes]
+    return [s.reshape(len(error), *shape) for s, shape in zip(flat.split(sizes, dim=1), shapes)]
+
+
+def block_matrices(matrix: torch.Tensor, shapes) -> list[torch.Tensor]:
+    """Views ``B_lᵀ`` (``C × n_l``) of the columns of ``matrix`` feeding each tap."""
+    return list(matrix.split([math.prod(s) for s in shapes], dim=1))
