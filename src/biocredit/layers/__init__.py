@@ -5,13 +5,16 @@ from .activation import SaturatedLinear
 from .convert import (Conversion, after_epoch, after_step, conversion_of, convert,
                       exact_gradients, feedback_version, hook_optimizer, plain_state_dict)
 from .direct import DirectEngine, TapRecord, block_matrices, engine_of, project
-from .feedback_conv import Conv2dFeedbackFunction, FeedbackConv2d
+from .feedback_attention import FeedbackMultiheadAttention
+from .feedback_conv import (Conv1dFeedbackFunction, Conv2dFeedbackFunction, FeedbackConv1d,
+                            FeedbackConv2d)
 from .feedback_layer import FeedbackLayer, feedback_layers
 from .feedback_linear import FeedbackLinear, LinearFeedbackFunction
 from .locally_connected import LocallyConnected2d, UntiedFeedbackFunction
 from .tap import Tap
 
-__all__ = ["Conv2dFeedbackFunction", "Conversion", "DirectEngine", "FeedbackConv2d",
+__all__ = ["Conv1dFeedbackFunction", "Conv2dFeedbackFunction", "Conversion", "DirectEngine",
+           "FeedbackConv1d", "FeedbackConv2d", "FeedbackMultiheadAttention",
            "FeedbackLayer", "FeedbackLinear", "LinearFeedbackFunction", "LocallyConnected2d",
            "SaturatedLinear", "Tap", "TapRecord", "UntiedFeedbackFunction", "after_epoch",
            "after_step", "block_matrices", "conversion_of", "convert", "engine_of", "exact_gradients", "feedback_layers",

@@ -4,9 +4,10 @@
 What conversion does depends on the rule's mechanism:
 
 * layer feedback (fa, kp, urfb, frfb, usf, brsf, frsf; bp with ``through_feedback``): every
-  ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``LocallyConnected2d`` and
-  ``nn.MultiheadAttention`` in the module tree is replaced by its feedback version (same
-  name, weights, dtype, device and hyper-parameters) holding the rule's feedback buffer;
+  ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``LocallyConnected2d`` and (for rules with
+  fixed feedback) ``nn.MultiheadAttention`` in the module tree is replaced by its feedback
+  version (same name, weights, dtype, device and hyper-parameters) holding the rule's
+  feedback buffer;
 * direct feedback (dfa, dkp, ifa, general): the model's :class:`~biocredit.layers.Tap`
   markers (or taps placed by ``taps=``) are driven by a :class:`~biocredit.layers.direct.
   DirectEngine`; the feedback matrices are buffers of the root module.
@@ -30,7 +31,8 @@ from torch import nn
 
 from .activation import SaturatedLinear
 from .direct import DirectEngine, engine_of
-from .feedback_conv import FeedbackConv2d
+from .feedback_attention import FeedbackMultiheadAttention
+from .feedback_conv import FeedbackConv1d, FeedbackConv2d
 from .feedback_layer import FeedbackLayer
 from .feedback_linear import FeedbackLinear
 from .locally_connected import LocallyConnected2d
@@ -39,6 +41,7 @@ from .tap import Tap
 # Plain layer type -> its feedback version (``from_layer(layer, feedback)``).
 FEEDBACK_VERSIONS: dict[type, type] = {
     nn.Linear: FeedbackLinear,
+    nn.Conv1d: FeedbackConv1d,
     nn.Conv2d: FeedbackConv2d,
     LocallyConnected2d: LocallyConnected2d,
 }
@@ -175,6 +178,17 @@ def _convert_layers(root, rule, conversion, exclude, skip, unsupported, generato
     for name, module in list(root.named_modules()):
         if any(name.startswith(r + ".") for r in replaced):
             continue                      # inside a module already replaced
+        if isinstance(module, nn.MultiheadAttention) and rule.converts_layers \
+                and not _matches(name, (*exclude, *skip)):
+            if rule.learns_feedback:
+                label = (f"{name} (nn.MultiheadAttention: {rule.name} learns its feedback, "
+                         "which attention's packed projections do not support yet)")
+                (refused if unsupported == "error" else conversion.tied).append(label)
+                continue
+            _set_submodule(root, name, _attention_with_feedback(module, rule, generator))
+            replaced.append(name)
+            conversion.feedback.append(name)
+            continue
         version = feedback_version(module)
         if version is None:
             if _holds_weight_matrix(module):
@@ -198,10 +212,30 @@ def _convert_layers(root, rule, conversion, exclude, skip, unsupported, generato
                          "unsupported='bp' to leave them on BP, or exclude=[...] them")
 
 
+def _attention_with_feedback(mha: nn.MultiheadAttention, rule, generator):
+    """``mha`` whose input and output projections send the error through the rule's
+    feedback (in-projection first, then ``out_proj``, each drawn like a linear layer's)."""
+    if mha._qkv_same_embed_dim:
+        weights = [mha.in_proj_weight]
+    else:
+        weights = [mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight]
+    in_feedback = [rule.layer_feedback(_WeightOnly(w), generator)[0] for w in weights]
+    out_feedback = rule.layer_feedback(mha.out_proj, generator)[0]
+    return FeedbackMultiheadAttention.from_module(
+        mha, in_feedback[0] if len(in_feedback) == 1 else in_feedback, out_feedback)
+
+
+class _WeightOnly:
+    """A stand-in for a linear layer holding ``weight`` (to draw its feedback)."""
+
+    def __init__(self, weight: torch.Tensor):
+        self.weight = weight
+
+
 def _holds_weight_matrix(module: nn.Module) -> bool:
     """Whether ``module`` itself owns a trainable parameter of two or more dimensions that
     the converter does not know (and so would be left on BP)."""
-    if isinstance(module, (FeedbackLayer, *NO_MATRIX_PRODUCT)):
+    if isinstance(module, (FeedbackLayer, FeedbackMultiheadAttention, *NO_MATRIX_PRODUCT)):
         return False
     return any(p.dim() >= 2 and p.requires_grad for p in module.parameters(recurse=False))
 

@@ -1,8 +1,14 @@
-"""A 2-D convolution whose backward sends the error through a feedback kernel.
+"""1-D and 2-D convolutions whose backward sends the error through a feedback kernel.
 
-Forward: ``a = W ⋆ x + b`` (``torch.nn.Conv2d``'s stride, padding, dilation and groups).
-Backward: ``∂x`` is the transposed convolution with the feedback kernel ``B`` (the forward
-kernel's shape) instead of ``W``; ``∂W`` and ``∂b`` are the usual ones. ``B = W`` is BP.
+Forward: ``a = W ⋆ x + b`` (``torch.nn.Conv1d``'s / ``torch.nn.Conv2d``'s stride, padding,
+dilation, groups and padding mode). Backward: ``∂x`` is the transposed convolution with the
+feedback kernel ``B`` (the forward kernel's shape) instead of ``W``; ``∂W`` and ``∂b`` are the
+usual ones. ``B = W`` is BP.
+
+Numeric zero padding goes straight to the convolution. A non-zero padding mode
+(``'reflect'``, ``'replicate'``, ``'circular'``) and an asymmetric ``padding='same'`` pad the
+input explicitly first, as ``torch.nn`` does; the padding's own backward is plain autograd
+(it moves the error back to the positions it was copied from, no weight involved).
 """
 
 from __future__ import annotations
@@ -55,26 +61,117 @@ class Conv2dFeedbackFunction(torch.autograd.Function):
         return out
 
 
+class Conv1dFeedbackFunction(torch.autograd.Function):
+    """``F.conv1d`` whose input gradient uses ``feedback`` as the kernel."""
+
+    @staticmethod
+    def forward(input, weight, bias, feedback, stride, padding, dilation, groups):
+        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, feedback, stride, padding, dilation, groups = inputs
+        ctx.save_for_backward(input, feedback)
+        ctx.save_for_forward(input, weight)
+        ctx.conv = (stride, padding, dilation, groups)
+        ctx.bias_sizes = None if bias is None else [bias.shape[0]]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, feedback = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
+        # As Conv2dFeedbackFunction: the feedback kernel in the weight's place.
+        grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+            grad_output, input, feedback, ctx.bias_sizes, stride, padding, dilation, False,
+            [0], groups, [need_input, need_weight, need_bias and ctx.bias_sizes is not None])
+        return grad_input, grad_weight, grad_bias, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx, input_t, weight_t, bias_t, feedback_t, *_):
+        input, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv
+        out = 0
+        if input_t is not None:
+            out = out + F.conv1d(input_t, weight, None, stride, padding, dilation, groups)
+        if weight_t is not None:
+            out = out + F.conv1d(input, weight_t, None, stride, padding, dilation, groups)
+        if bias_t is not None:
+            out = out + bias_t.reshape(1, -1, 1)
+        return out
+
+
+def _pad_for_conv(layer: nn.modules.conv._ConvNd,
+                  input: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``input`` and the numeric zero padding to convolve it with, as ``torch.nn``'s own
+    ``_conv_forward`` does: numeric zero padding is passed through untouched; a non-zero
+    padding mode, or ``'same'`` with an odd total padding, pads ``input`` explicitly
+    (``_reversed_padding_repeated_twice``: last dimension first, left then right)."""
+    if layer.padding_mode == "zeros" and not isinstance(layer.padding, str):
+        return input, layer.padding
+    pads = list(layer._reversed_padding_repeated_twice)
+    no_padding = (0,) * len(layer.kernel_size)
+    if layer.padding_mode != "zeros":
+        return F.pad(input, pads, mode=layer.padding_mode), no_padding
+    left, right = pads[0::2], pads[1::2]
+    if left == right:                    # 'valid', or 'same' with an even total: symmetric
+        return input, tuple(reversed(left))
+    return F.pad(input, pads), no_padding
+
+
 class FeedbackConv2d(FeedbackLayer, nn.Conv2d):
     """``nn.Conv2d`` with a feedback kernel used in place of ``W`` in the backward pass
-    (see :class:`~biocredit.layers.feedback_layer.FeedbackLayer`). Zero padding only."""
+    (see :class:`~biocredit.layers.feedback_layer.FeedbackLayer`). Every padding of
+    ``nn.Conv2d``: numbers, ``'valid'``/``'same'``, and every padding mode."""
 
     def __init__(self, *args, feedback: torch.Tensor | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.padding_mode != "zeros" or isinstance(self.padding, str):
-            raise ValueError("FeedbackConv2d supports numeric zero padding only")
         self.init_feedback_state(feedback)
 
     @classmethod
     def from_layer(cls, layer: nn.Conv2d, feedback: torch.Tensor | None) -> "FeedbackConv2d":
-        """A copy of ``layer`` (values, trainability, mask) with the given feedback."""
+        """A copy of ``layer`` (values, trainability, mask, every hyper-parameter) with the
+        given feedback."""
         new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                   layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None,
+                  padding_mode=layer.padding_mode,
                   device=layer.weight.device, dtype=layer.weight.dtype)
         return new.copy_from(layer, feedback)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.dim() == 3:                 # unbatched, as ``nn.Conv2d`` accepts
+            return self.forward(input.unsqueeze(0)).squeeze(0)
         weight = self.effective_weight()
+        input, padding = _pad_for_conv(self, input)
         return Conv2dFeedbackFunction.apply(input, weight, self.bias,
                                             self.backward_matrix(weight), self.stride,
-                                            self.padding, self.dilation, self.groups)
+                                            padding, self.dilation, self.groups)
+
+
+class FeedbackConv1d(FeedbackLayer, nn.Conv1d):
+    """``nn.Conv1d`` with a feedback kernel used in place of ``W`` in the backward pass
+    (see :class:`~biocredit.layers.feedback_layer.FeedbackLayer`). Every padding of
+    ``nn.Conv1d``: numbers, ``'valid'``/``'same'``, and every padding mode."""
+
+    def __init__(self, *args, feedback: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.init_feedback_state(feedback)
+
+    @classmethod
+    def from_layer(cls, layer: nn.Conv1d, feedback: torch.Tensor | None) -> "FeedbackConv1d":
+        """A copy of ``layer`` (values, trainability, mask, every hyper-parameter) with the
+        given feedback."""
+        new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                  layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None,
+                  padding_mode=layer.padding_mode,
+                  device=layer.weight.device, dtype=layer.weight.dtype)
+        return new.copy_from(layer, feedback)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.dim() == 2:                 # unbatched, as ``nn.Conv1d`` accepts
+            return self.forward(input.unsqueeze(0)).squeeze(0)
+        weight = self.effective_weight()
+        input, padding = _pad_for_conv(self, input)
+        return Conv1dFeedbackFunction.apply(input, weight, self.bias,
+                                            self.backward_matrix(weight), self.stride,
+                                            padding, self.dilation, self.groups)

@@ -46,6 +46,7 @@ class Rule:
     defaults: ClassVar[dict[str, Any]] = {}
     converts_layers: ClassVar[bool] = False   # gives weight layers feedback of their own
     direct: ClassVar[bool] = False            # drives taps from the output error
+    learns_feedback: ClassVar[bool] = False   # changes its feedback after optimizer steps
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.defaults))

@@ -63,6 +63,7 @@ def feedback_optimizer(net) -> torch.optim.Optimizer:
         if old is not matrix:
             state = optimizer.state.pop(old, {})
             optimizer.param_groups[0]["params"][0] = matrix
-            optimizer.state[matrix] = {k: v.to(matrix.device) if torch.is_tensor(v) and k != "step"
-                                       else v for k, v in state.items()}
+            optimizer.state[matrix] = {
+                k: v.to(device=matrix.device, dtype=matrix.dtype)
+                if torch.is_tensor(v) and k != "step" else v for k, v in state.items()}
     return optimizer

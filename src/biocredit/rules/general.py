@@ -97,9 +97,6 @@ class GeneralFeedback(DirectFeedbackRule):
                     b, _ = self.make_feedback((width, widths[l]), width, generator, like)
                     root.register_buffer(f"neighbour_feedback_{direction}_{l}", b)
 
-    def injection_points(self, records):
-        return [r.preactivation for r in records]
-
     def hidden_signals(self, root, error, records, target):
         traces = records
         sources = self.layer_sources(len(traces))
@@ -140,7 +137,12 @@ class GeneralFeedback(DirectFeedbackRule):
                     u = signal @ getattr(root, f"neighbour_feedback_{direction}_{l}")
                 w = float(weights.get(s, 1.0))
                 total, weight_sum = total + w * u, weight_sum + w
-            deltas[l] = times_derivative(l, total / weight_sum)
+            signals[l] = total / weight_sum
+            deltas[l] = times_derivative(l, signals[l])
             return deltas[l]
 
-        return [delta(l).reshape(t.preactivation.shape) for l, t in enumerate(traces)]
+        signals: dict[int, torch.Tensor] = {}
+        for l in range(len(traces)):
+            delta(l)
+        # Injected at the tap: autograd applies the same ⊙ f'(a_l) on the way down.
+        return [signals[l].reshape(t.point.shape) for l, t in enumerate(traces)]

@@ -63,6 +63,10 @@ def forward_jvp(output: torch.Tensor, input: torch.Tensor, tangent: torch.Tensor
     if output is input:
         return tangent
     probe = torch.zeros_like(output, requires_grad=True)
-    (vjp,) = torch.autograd.grad(output, input, probe, create_graph=True)
-    (out,) = torch.autograd.grad(vjp, probe, tangent, retain_graph=True)
+    try:
+        (vjp,) = torch.autograd.grad(output, input, probe, create_graph=True)
+        (out,) = torch.autograd.grad(vjp, probe, tangent, retain_graph=True)
+    except RuntimeError as err:
+        raise ValueError("IFA carries its signal forward through the layers between taps and "
+                         f"cannot through this model's ({str(err).splitlines()[0]})") from None
     return out

@@ -17,6 +17,8 @@ class KolenPollack(LayerFeedbackRule):
     in Akrout's notation, ``η`` the learning rate); ``epsilon`` is ``ε`` (1 for KP).
     """
 
+    learns_feedback = True
+
     name = "kp"
     summary = "Kolen-Pollack: feedback gets the forward weights' updates, both decay"
     defaults = {**FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0}

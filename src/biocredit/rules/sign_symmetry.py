@@ -14,6 +14,8 @@ from .base import LayerFeedbackRule, learned_layers
 class SignSymmetryRule(LayerFeedbackRule):
     """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` with ``B_{l+1} = sign(W_{l+1})ᵀ ⊙ m``."""
 
+    learns_feedback = True
+
     def prepare(self, net, generator):
         super().prepare(net, generator)  # random feedback from `generator`: magnitudes |B|
         for layer in learned_layers(net):
