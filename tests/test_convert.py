@@ -344,3 +344,33 @@ def test_taps_are_inert_in_eval_and_without_grad():
     with torch.no_grad():
         torch.testing.assert_close(net(x), model(x), rtol=0, atol=0)
     assert net.biocredit_conversion.taps == ["after 2", "after 4"]
+
+
+# -- the weight-transport audit ---------------------------------------------------------------
+def test_transport_report_finds_what_the_error_crosses():
+    model, x, y, _ = build("resnet")
+    bp = biocredit.transport_report(model, x)
+    assert bp.free == ["head.weight", "head.bias"]       # only the top layer under BP
+    assert "block2.conv2.weight" in bp.crossed["block1.conv1.weight"]
+    fa = biocredit.transport_report(biocredit.convert(model, "fa"), x)
+    # FA: no forward weight is crossed any more, only batch norm's scales
+    scales = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    for name, via in fa.crossed.items():
+        assert set(via) <= scales, name
+    assert "block2.bn2.weight" in fa.crossed["block2.conv2.weight"]
+    assert fa.crossed["block2.bn1.bias"] == ["block2.bn2.weight"]
+    excluded = biocredit.transport_report(biocredit.convert(model, "fa", exclude=["head"]), x)
+    assert "head.weight" in excluded.crossed["block2.conv2.weight"]
+
+
+def test_transport_report_of_an_mlp_under_every_rule():
+    torch.manual_seed(0)
+    net = biocredit.models.create("mlp:2x6:tanh", (1, 2, 2), 3)
+    for name in R.available():
+        report = biocredit.transport_report(R.create(name).attach(net))
+        assert not report.unreached, name
+        if name == "bp":
+            assert report.free == ["head.layer.weight", "head.layer.bias"]
+        else:
+            assert len(report.free) == len(report.crossed) == 6, name
+        assert bool(report.rule_note) == (name in ("usf", "brsf", "frsf")), name

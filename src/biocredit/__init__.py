@@ -27,6 +27,7 @@ modules that convert the same way.
 from . import data, layers, losses, metrics, models, rules, training
 from .layers import (Conversion, Tap, after_epoch, after_step, conversion_of, convert,
                      exact_gradients, hook_optimizer, plain_state_dict)
+from .metrics import transport_report
 from .rules import set_targets
 from .views import LayerView, layer_views
 
@@ -35,4 +36,4 @@ __version__ = "0.1.0"
 __all__ = ["Conversion", "LayerView", "Tap", "after_epoch", "after_step", "conversion_of",
            "convert", "data", "exact_gradients", "hook_optimizer", "layer_views", "layers",
            "losses", "metrics", "models", "plain_state_dict", "rules", "set_targets",
-           "training"]
+           "training", "transport_report"]

@@ -271,6 +271,11 @@ def cmd_train(args) -> int:
     summary = train_one(config, out, args.quiet)
     print(f"{summary['rule']}: test error {summary['test_error']:.4f}, train error "
           f"{summary['train_error']:.4f}, {summary['seconds']:.1f}s -> {out}")
+    transport = summary["weight_transport"]
+    print(f"weight transport: {transport['free']} of {transport['free'] + transport['transport']}"
+          " parameters learn without it" + (f"; the rule's feedback carries "
+                                            f"{transport['rule_note']}" if transport["rule_note"]
+                                            else ""))
     return 0
 
 

@@ -5,7 +5,8 @@ from .feedback import correlation, feedback_alignment, norm_ratio
 from .gradients import gradient_norms
 from .probe import probe_metrics
 from .saturation import block_activation, saturated_fraction
+from .transport import TransportReport, transport_report
 
-__all__ = ["angle_deg", "block_activation", "correlation", "feedback_alignment",
+__all__ = ["TransportReport", "transport_report", "angle_deg", "block_activation", "correlation", "feedback_alignment",
            "gradient_norms", "norm_ratio", "probe_metrics", "rule_and_bp_gradients",
            "saturated_fraction", "update_alignment"]

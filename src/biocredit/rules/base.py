@@ -47,6 +47,7 @@ class Rule:
     converts_layers: ClassVar[bool] = False   # gives weight layers feedback of their own
     direct: ClassVar[bool] = False            # drives taps from the output error
     learns_feedback: ClassVar[bool] = False   # changes its feedback after optimizer steps
+    transports: ClassVar[str] = ""            # what of W its feedback is made from, if any
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.defaults))

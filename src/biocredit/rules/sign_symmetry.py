@@ -15,6 +15,7 @@ class SignSymmetryRule(LayerFeedbackRule):
     """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` with ``B_{l+1} = sign(W_{l+1})ᵀ ⊙ m``."""
 
     learns_feedback = True
+    transports = "the sign of every forward weight (the feedback is sign(W) ⊙ m)"
 
     def prepare(self, net, generator):
         super().prepare(net, generator)  # random feedback from `generator`: magnitudes |B|

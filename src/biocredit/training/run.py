@@ -22,7 +22,7 @@ import torch
 
 from .. import data as datasets
 from .. import losses, models, rules
-from ..metrics import feedback_alignment, probe_metrics
+from ..metrics import feedback_alignment, probe_metrics, transport_report
 from .loop import TrainingDiverged, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .results import write_json, write_jsonl
@@ -168,6 +168,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
         "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
         "seed": config.seed, "device": str(device),
         "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        "weight_transport": transport_report(net, probe_x[:2]).summary(),
         "status": "running",
     }
     total_seconds = 0.0
