@@ -74,8 +74,9 @@ def test_bench_reports_median_step_and_ratio(tmp_path):
                  "fa,dfa", "--steps", "3", "--warmup", "1", "--json", str(path)])
     assert code == 0
     result = json.loads(path.read_text())
-    assert set(result["rules"]) == {"bp", "fa", "dfa"}
+    assert set(result["rules"]) == {"torch", "bp", "fa", "dfa"}   # torch: the unconverted model
     assert result["rules"]["bp"]["ratio_to_bp"] == 1.0
+    assert result["rules"]["torch"]["ratio_to_torch"] == 1.0
     for r in result["rules"].values():
         assert r["step_ms"] > 0
 
@@ -169,3 +170,53 @@ def test_reproduce_lists_presets_and_runs_one_with_overrides(tmp_path, capsys):
     assert comparison["config"]["epochs"] == 1 and list(comparison["rules"]) == ["bp", "fa", "dfa"]
     assert main(["reproduce", "nope"]) == 2
     assert "available presets" in capsys.readouterr().err
+
+
+USER_MODEL = '''
+import torch
+from torch import nn
+import biocredit
+
+
+class Net(nn.Module):
+    def __init__(self, features, classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(features, 48), nn.Tanh())
+        self.tap = biocredit.Tap()
+        self.top = nn.Sequential(nn.Linear(48, 32), nn.Tanh())
+        self.head = nn.Linear(32, classes)
+
+    def forward(self, x):
+        return self.head(self.top(self.tap(self.body(x))))
+
+
+def build(input_shape, num_classes):
+    return Net(int(torch.tensor(input_shape).prod()), num_classes)
+'''
+
+
+@pytest.mark.parametrize("rule", ["dfa", "fa", "kp"])
+def test_train_a_model_of_your_own(tmp_path, capsys, rule):
+    path = tmp_path / "mymodel.py"
+    path.write_text(USER_MODEL)
+    out = tmp_path / rule
+    code = main(["train", "--model", f"{path}:build", "--rule", rule, "--taps", "top",
+                 "--data", "digits", "--epochs", "3", "--lr", "0.01", "--quiet",
+                 "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_error"] < 0.2, summary["test_error"]
+    assert summary["weight_transport"]["transport"] == 0
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert len(rows[-1]["angle_deg"]) == 2          # body.1 and top.0, against BP
+    assert "without it" in capsys.readouterr().out
+
+
+def test_a_missing_model_file_or_function_is_a_clear_error(tmp_path, capsys):
+    code = main(["train", "--model", str(tmp_path / "nope.py") + ":build", "--quiet",
+                 "--out", str(tmp_path / "a")])
+    assert code != 0 and "not found" in capsys.readouterr().err
+    (tmp_path / "m.py").write_text("def other(shape, classes):\n    return None\n")
+    code = main(["train", "--model", str(tmp_path / "m.py") + ":build", "--quiet",
+                 "--out", str(tmp_path / "b")])
+    assert code != 0 and "has no function 'build'; it defines: other" in capsys.readouterr().err

@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time one training step per rule")
     bench.add_argument("--rules", default="bp,fa,dfa")
-    bench.add_argument("--model", default="mlp:4x800:tanh")
+    bench.add_argument("--model", default="mlp:4x800:tanh",
+                       help="a built-in model spec or FILE.py:FUNCTION (see train --help)")
+    bench.add_argument("--taps", default="",
+                       help="direct rules in your own model: comma-separated module names")
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--steps", type=int, default=50)
     bench.add_argument("--warmup", type=int, default=10)
@@ -93,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="mlp:2x800:tanh",
-                   help="model spec, e.g. mlp:2x800:tanh (DEPTHxWIDTH:ACTIVATION)")
+                   help="model spec, e.g. mlp:2x800:tanh (DEPTHxWIDTH:ACTIVATION), or your own "
+                        "model: FILE.py:FUNCTION or package.module:FUNCTION, called with the "
+                        "input shape and the number of classes")
     p.add_argument("--data", default="digits", help=f"one of: {', '.join(datasets.available())}")
     p.add_argument("--data-dir", help="folder holding the dataset files")
     p.add_argument("--no-download", action="store_true",
@@ -120,6 +125,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="forward weights: uniform ±1/√fan_in, xavier, or zero (Nøkland)")
     p.add_argument("--forward-density", type=float, default=1.0,
                    help="fraction of forward connections kept (fixed random masks)")
+    p.add_argument("--taps", default="",
+                   help="direct rules in your own model (--model FILE.py:FUNCTION): "
+                        "comma-separated module names or glob patterns after which the error "
+                        "enters (besides any biocredit.Tap() in it)")
     p.add_argument("--inject-at", choices=INJECTION_POINTS,
                    help="where direct feedback enters a block: its output (after pooling, "
                         "as Nøkland) or its activation (before pooling, as the DKP authors); "
@@ -215,6 +224,7 @@ def config_from(args, spec: str) -> RunConfig:
                       **spec_options},
         task=args.task,
         model=args.model, model_options=model_options, loss_options=loss_options,
+        taps=[t for t in args.taps.split(",") if t],
         data=args.data, data_dir=args.data_dir, download=not args.no_download,
         normalize=args.normalize,
         validation=args.validation, epochs=args.epochs,
@@ -339,12 +349,14 @@ def cmd_bench(args) -> int:
         raise ValueError(f"--input-shape is like 1x28x28; got {args.input_shape!r}") from None
     result = benchmark(names, args.model, batch_size=args.batch_size, steps=args.steps,
                        warmup=args.warmup, input_shape=shape, num_classes=args.classes,
-                       optimizer=args.optimizer, device=args.device)
+                       optimizer=args.optimizer, device=args.device,
+                       taps=[t for t in args.taps.split(",") if t])
     print(f"{args.model}, batch {args.batch_size}, {result['device']}, "
           f"{result['threads']} threads, median of {args.steps} steps")
-    print(f"{'rule':<8} {'step (ms)':>10} {'x BP':>6}")
+    print(f"{'rule':<8} {'step (ms)':>10} {'x BP':>6} {'x torch':>8}")
     for name, r in result["rules"].items():
-        print(f"{name:<8} {r['step_ms']:>10.2f} {r['ratio_to_bp']:>6.2f}")
+        print(f"{name:<8} {r['step_ms']:>10.2f} {r['ratio_to_bp']:>6.2f} "
+              f"{r['ratio_to_torch']:>8.2f}")
     if args.json:
         write_json(args.json, result)
     return 0

@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..layers import exact_gradients
-from ..models.network import Network
 
 
 def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -23,7 +22,7 @@ def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.degrees(math.acos(cos.item()))
 
 
-def rule_and_bp_gradients(net: Network, rule, x: torch.Tensor, target: torch.Tensor, loss_fn,
+def rule_and_bp_gradients(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Tensor, loss_fn,
                           weights: Sequence[torch.Tensor],
                           during_bp: Callable[[], contextlib.AbstractContextManager]
                           = contextlib.nullcontext):
@@ -53,7 +52,7 @@ def rule_and_bp_gradients(net: Network, rule, x: torch.Tensor, target: torch.Ten
     return rule_grads, bp_grads
 
 
-def update_alignment(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
+def update_alignment(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Tensor,
                      loss_fn) -> list[float]:
     """Per hidden layer, the angle between the rule's weight gradient and BP's on the batch
     ``(x, target)`` with the current weights (Lillicrap's Fig. 2b).
@@ -62,7 +61,8 @@ def update_alignment(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
     backward through the same net with every feedback tied to its forward weight and no cut.
     Existing ``.grad`` values are restored afterwards.
     """
-    weights = [block.layer.weight for block in net.blocks]
+    from .probe import weight_layers
+    weights = [layer.weight for layer in weight_layers(net)[:-1]]
     rule_grads, bp_grads = rule_and_bp_gradients(net, rule, x, target, loss_fn, weights)
     return [angle_deg(r, b) if r is not None else math.nan
             for r, b in zip(rule_grads, bp_grads)]

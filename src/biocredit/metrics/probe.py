@@ -7,13 +7,12 @@ import math
 
 import torch
 
-from ..models.network import Network
 from .alignment import angle_deg, rule_and_bp_gradients
 from .gradients import gradient_norms
 from .saturation import block_activation, is_bounded, saturated_fraction
 
 
-def probe_metrics(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
+def probe_metrics(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Tensor,
                   loss_fn) -> dict[str, list]:
     """The diagnostics logged every epoch, on the batch ``(x, target)``:
 
@@ -28,9 +27,10 @@ def probe_metrics(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
     read by forward hooks on the activations during the BP pass); the net's mode and
     ``.grad`` values are restored.
     """
-    layers = net.weight_layers()
+    layers = weight_layers(net)
     weights = [layer.weight for layer in layers]
-    activations = [block_activation(block) for block in net.blocks]
+    blocks = getattr(net, "blocks", None)
+    activations = [block_activation(block) for block in blocks] if blocks is not None else []
     saturation: list[float | None] = [None] * len(activations)
 
     @contextlib.contextmanager
@@ -49,10 +49,21 @@ def probe_metrics(net: Network, rule, x: torch.Tensor, target: torch.Tensor,
 
     rule_grads, bp_grads = rule_and_bp_gradients(net, rule, x, target, loss_fn, weights,
                                                  during_bp=watch_activations)
-    hidden = len(net.blocks)
+    hidden = len(layers) - 1
     return {
         "angle_deg": [angle_deg(r, b) if r is not None else math.nan
                       for r, b in zip(rule_grads[:hidden], bp_grads[:hidden])],
         "grad_norm": gradient_norms(rule_grads),
         "saturation": saturation,
     }
+
+
+def weight_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The weight layers of ``net`` in order, the output layer last: the built-in models say
+    which they are; in any other model, every module with a weight of two or more dimensions
+    (the last one taken as the output layer)."""
+    if hasattr(net, "weight_layers"):
+        return net.weight_layers()
+    return [m for m in net.modules()
+            if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.dim() >= 2
+            and not isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]

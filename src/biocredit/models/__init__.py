@@ -13,6 +13,7 @@ from .conv import ARCHITECTURES, builder
 from .init import INITS, initialize
 from .mlp import ACTIVATIONS, build_mlp
 from .network import INJECTION_POINTS, Block, Network
+from .user import build_user_model, is_user_spec
 
 _FAMILIES: dict[str, Callable[..., Network]] = {
     "mlp": build_mlp,
@@ -31,7 +32,15 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
     ``options`` go to the family's builder (``init``, ``dropout_input``; MLPs also
     ``dropout_hidden``, ``bias``, ``forward_density``), except ``inject_at``, where direct
     feedback enters each block (``"output"`` or ``"activation"``; default: the model's own).
+    ``FILE.py:FUNCTION`` or ``package.module:FUNCTION`` builds a user's model
+    (:mod:`biocredit.models.user`).
     """
+    if is_user_spec(spec):
+        if options.pop("inject_at", None) is not None:
+            raise ValueError("--inject-at places the built-in models' taps; in your own model "
+                             "place biocredit.Tap() or use --taps")
+        options = {k: v for k, v in options.items() if v not in (None, 0, 0.0, 1.0, "uniform")}
+        return build_user_model(spec, input_shape, num_classes, **options)
     inject_at = options.pop("inject_at", None)
     family, *args = spec.split(":")
     if family not in _FAMILIES:

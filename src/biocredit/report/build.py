@@ -209,7 +209,9 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
             notes.append(f"{r.label}: no t-SNE or receptive fields, the network could not be "
                          f"rebuilt ({err})")
             continue
-        if not len(net.blocks):
+        if not len(getattr(net, "blocks", ())):
+            notes.append(f"{r.label}: no t-SNE or receptive fields for a model of your own "
+                         "(they read the built-in models' blocks)")
             continue
         if tsne_size > 0:
             idx = subsample(len(dataset.test_x), tsne_size, seed)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 
 from .. import losses, models, rules
+from ..rules import set_targets
 from ..optimizers import make_optimizer, trainable
 from .run import resolve_device, seeded_generator
 
@@ -18,12 +19,15 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
               batch_size: int = 128, steps: int = 50, warmup: int = 10,
               input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
               optimizer: str = "sgd", lr: float = 1e-3, loss: str = "ce",
-              device: str = "cpu", seed: int = 0) -> dict:
+              device: str = "cpu", seed: int = 0, taps: Sequence[str] = ()) -> dict:
     """Median wall time of one full training step per rule, in milliseconds.
 
-    Every rule trains its own copy of the same model on the same random batch; the rules take
-    turns step by step in one process, so drifts in machine speed hit them alike. BP is always
-    timed, as the reference for ``ratio_to_bp``.
+    Every rule trains its own converted copy of the same model on the same random batch, in
+    the plain loop (forward, loss, ``loss.backward()``, optimizer step, the rule's
+    ``after_step``); the rules take turns step by step in one process, so drifts in machine
+    speed hit them alike. BP is always timed, as the reference for ``ratio_to_bp``, and so is
+    the unconverted model (``"torch"``: plain PyTorch, the floor), the reference for
+    ``ratio_to_torch``.
     """
     names = list(dict.fromkeys(["bp", *rule_names]))
     for name in names:
@@ -34,19 +38,24 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     x = torch.randn(batch_size, *input_shape, device=dev)
     y = torch.randint(0, num_classes, (batch_size,), device=dev)
     loss_fn = losses.create(loss)
-    setups = {}
+    example = None if hasattr(base, "example_input") else x[:1]
+    setups = {"torch": (None, base, make_optimizer(optimizer, trainable(base), lr))}
     for name in names:
         rule = rules.create(name)
-        net = rule.attach(base, generator=seeded_generator(seed, 1))
+        net = rule.convert(base, generator=seeded_generator(seed, 1), example_input=example,
+                           taps=(list(taps) or None) if rule.direct else None)
         setups[name] = (rule, net, make_optimizer(optimizer, trainable(net), lr))
 
     def step(rule, net, opt):
         opt.zero_grad(set_to_none=True)
-        rule.backward(net, x, y, loss_fn)
+        if rule is not None:
+            set_targets(net, y)
+        loss_fn(net(x), y).backward()
         opt.step()
-        rule.after_step(net)
+        if rule is not None:
+            rule.after_step(net)
 
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times: dict[str, list[float]] = {name: [] for name in setups}
     for i in range(warmup + steps):
         for name, setup in setups.items():
             if dev.type == "cuda":
@@ -62,6 +71,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
         "model": model, "batch_size": batch_size, "steps": steps, "warmup": warmup,
         "optimizer": optimizer, "device": str(dev), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "machine": platform.machine(),
-        "rules": {name: {"step_ms": ms, "ratio_to_bp": ms / medians["bp"]}
+        "rules": {name: {"step_ms": ms, "ratio_to_bp": ms / medians["bp"],
+                         "ratio_to_torch": ms / medians["torch"]}
                   for name, ms in medians.items()},
     }

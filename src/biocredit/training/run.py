@@ -37,6 +37,7 @@ class RunConfig:
     rule_options: dict[str, Any] = field(default_factory=dict)
     model: str = "mlp:2x800:tanh"
     model_options: dict[str, Any] = field(default_factory=dict)
+    taps: list[str] = field(default_factory=list)  # where direct rules' signals enter a user's model
     data: str = "digits"
     data_dir: str | None = None
     download: bool = True
@@ -117,7 +118,10 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     model = models.create(config.model, dataset.input_shape, num_outputs(config, dataset),
                           **config.model_options).to(device)
     rule = rules.create(config.rule, **config.rule_options)
-    net = rule.attach(model, generator=seeded_generator(config.seed, 1))
+    example = None if hasattr(model, "example_input") else dataset.train_x[:1]
+    net = rule.convert(model, generator=seeded_generator(config.seed, 1),
+                       taps=(list(config.taps) or None) if rule.direct else None,
+                       example_input=example)
     optimizer = make_optimizer(config.optimizer, trainable(net), config.lr,
                                config.momentum, config.weight_decay)
     return net, rule, losses.create(config.loss, **config.loss_options), optimizer

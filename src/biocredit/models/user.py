@@ -1,0 +1,62 @@
+"""Models a user brings: ``--model FILE.py:FUNCTION`` or ``--model package.module:FUNCTION``.
+
+``FUNCTION(input_shape, num_classes)`` is called with the shape of one example (a tuple
+without the batch dimension, e.g. ``(1, 28, 28)``) and the number of outputs, and returns any
+``torch.nn.Module`` whose output for a batch is ``batch × num_classes``. Direct rules need taps
+in it (``biocredit.Tap()`` in its forward, or ``--taps`` names on the command line).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+
+def is_user_spec(spec: str) -> bool:
+    """Whether ``spec`` names a user's builder (``FILE.py:FUNCTION``, ``pkg.mod:FUNCTION``)."""
+    source, sep, function = spec.rpartition(":")
+    return bool(sep and function.isidentifier() and
+                (source.endswith(".py") or "/" in source or "." in source))
+
+
+def build_user_model(spec: str, input_shape: Sequence[int], num_classes: int,
+                     **options) -> nn.Module:
+    """Import the builder ``spec`` names and call it (see the module doc)."""
+    if options:
+        raise ValueError(f"{', '.join(sorted(options))} are options of the built-in models; "
+                         f"{spec} builds its own model")
+    source, _, function = spec.rpartition(":")
+    module = _load(source)
+    builder = getattr(module, function, None)
+    if not callable(builder):
+        names = [n for n in dir(module) if not n.startswith("_") and
+                 callable(getattr(module, n))]
+        raise ValueError(f"{source} has no function {function!r}; it defines: "
+                         f"{', '.join(names) or 'nothing callable'}")
+    model = builder(tuple(input_shape), num_classes)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _load(source: str):
+    if source.endswith(".py") or "/" in source:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"model file {source} not found")
+        name = f"biocredit_user_model_{abs(hash(path.resolve()))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(source)
+    except ModuleNotFoundError as err:
+        raise ValueError(f"cannot import {source!r} for --model ({err}); give a file path "
+                         "ending in .py or an importable module") from None
