@@ -374,3 +374,31 @@ def test_transport_report_of_an_mlp_under_every_rule():
         else:
             assert len(report.free) == len(report.crossed) == 6, name
         assert bool(report.rule_note) == (name in ("usf", "brsf", "frsf")), name
+
+
+def test_a_dkp_checkpoint_resumes_its_feedback_optimizer():
+    """Two models trained alike stay alike after one is restored from a checkpoint of the
+    other; without the feedback optimizer's moments in the state_dict they would part."""
+    model, x, y, _ = build("mlp")
+
+    def steps(net, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+
+    a = biocredit.convert(model, R.create("dkp", feedback_lr_decay=0.5), example_input=x)
+    opt_a = torch.optim.SGD(a.parameters(), lr=0.1)
+    biocredit.hook_optimizer(a, opt_a)
+    steps(a, opt_a, 3)
+    biocredit.after_epoch(a)
+    state = a.state_dict()
+    assert {"direct_feedback_optimizer.exp_avg", "direct_feedback_optimizer.lr"} <= set(state)
+    b = biocredit.convert(model, "dkp", example_input=x)
+    b.load_state_dict(state)
+    opt_b = torch.optim.SGD(b.parameters(), lr=0.1)
+    biocredit.hook_optimizer(b, opt_b)
+    steps(a, opt_a, 2)
+    steps(b, opt_b, 2)
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key

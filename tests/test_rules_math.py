@@ -1,8 +1,8 @@
-"""The learning rules' gradients against an independent NumPy implementation of ALGORITHMS.md.
+"""The learning rules' gradients against an independent NumPy implementation of docs/algorithms.md.
 
 Every expected gradient here is computed from scratch in NumPy: a forward pass from the net's
 weights, hand-written activation derivatives, the output error ``e`` by hand, then the rule's
-teaching signal ``δa_l`` per example (column vectors, as in ALGORITHMS.md) and
+teaching signal ``δa_l`` per example (column vectors, as in docs/algorithms.md) and
 ``ΔW_l = Σ_n δa_l h_{l-1}ᵀ``, ``Δb_l = Σ_n δa_l``. Only the weights and the random feedback
 matrices are read from the library. All in float64 on the CPU.
 """
@@ -51,7 +51,7 @@ def dact(name: str, a: np.ndarray) -> np.ndarray:
         return s * (1.0 - s)
     if name == "relu":
         return (a > 0).astype(np.float64)
-    if name == "hardtanh":  # ALGORITHMS.md (Amit): 1 if |a| <= 1 else 0
+    if name == "hardtanh":  # docs/algorithms.md (Amit): 1 if |a| <= 1 else 0
         return (np.abs(a) <= 1.0).astype(np.float64)
     raise ValueError(name)
 
@@ -224,7 +224,7 @@ def test_bp_loss_values_match_numpy():
 
 
 def test_bp_through_feedback_is_bit_exact_autograd():
-    """ALGORITHMS.md: BP through the rule machinery equals plain autograd, bit for bit."""
+    """docs/algorithms.md: BP through the rule machinery equals plain autograd, bit for bit."""
     spec, n_in, n_out = NET_3
     net = make_net(spec, n_in, n_out)
     x, y = batch(n_in, n_out)
@@ -456,7 +456,7 @@ def test_zero_init_dfa_learns_first_layer_bp_does_not():
 
 
 def test_zero_init_fa_first_layer_still_gets_a_signal():
-    """Contrary to a remark in ALGORITHMS.md ("FA and BP pass no signal from zero weights"),
+    """Contrary to an early restatement of the papers ("FA and BP pass no signal from zero weights"),
     FA's hidden signal goes through the random B, not through W, so from zero weights its
     first layer does get a non-zero update (Nøkland trains FA from zero init too)."""
     spec, n_in, n_out = NET_3

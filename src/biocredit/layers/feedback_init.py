@@ -1,7 +1,7 @@
 """Initial feedback matrices, by name.
 
 ``shape`` is the stored layout: for layer feedback the forward weight's ``out × in`` (the
-transpose of ALGORITHMS.md's ``B_{l+1}``), for direct feedback ``C × n_l`` (``B_lᵀ``). ``fan_in``
+transpose of docs/algorithms.md's ``B_{l+1}``), for direct feedback ``C × n_l`` (``B_lᵀ``). ``fan_in``
 is the width the error comes from (``out`` for layer feedback, ``C`` for direct feedback).
 
 Random kinds (``scale`` overrides their default spread):

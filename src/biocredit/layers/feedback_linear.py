@@ -2,7 +2,7 @@
 
 Forward:  ``a = x Wᵀ + b``.
 Backward: ``∂x = g B`` instead of ``g W`` (``B`` has ``W``'s layout, out × in, so in
-ALGORITHMS.md's notation it is ``B_{l+1}ᵀ``); the parameter gradients are the usual
+docs/algorithms.md's notation it is ``B_{l+1}ᵀ``); the parameter gradients are the usual
 ``∂W = gᵀ x`` and ``∂b = Σ g``. With ``B = W`` this is exactly back-propagation.
 """
 

@@ -26,7 +26,7 @@ def norm_ratio(feedback: torch.Tensor, weight: torch.Tensor) -> float:
 
 def feedback_alignment(net: torch.nn.Module) -> dict[str, list[float]]:
     """For every layer with its own feedback matrix (in the weight's layout, i.e. ``Bᵀ`` of
-    ALGORITHMS.md), in network order: ``wb_correlation`` = corr(W, Bᵀ) (Amit's plots),
+    docs/algorithms.md), in network order: ``wb_correlation`` = corr(W, Bᵀ) (Amit's plots),
     ``wb_angle_deg`` = the angle between them, ``feedback_norm_ratio`` = ‖B‖/‖W‖.
     Empty when the net has no such layer (BP, DFA)."""
     layers = feedback_layers(net)

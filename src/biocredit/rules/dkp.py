@@ -17,13 +17,19 @@ class DirectKolenPollack(DirectFeedbackRule):
     (``feedback_optimizer``, ``feedback_lr``, ``feedback_momentum``, ``feedback_decay`` as
     weight decay) in :meth:`after_step`, apart from the forward weights' optimizer, and its
     learning rate is multiplied by ``feedback_lr_decay`` after every epoch (the authors' step
-    schedule uses 0.8). The gradient waits in ``direct_feedback.grad`` until then.
+    schedule uses 0.8). The gradient waits in ``direct_feedback.grad`` until then. The
+    feedback optimizer's state (its moments and current learning rate) is part of the
+    model's ``state_dict``, as ``direct_feedback_optimizer.*``, so a checkpoint resumes it.
     """
 
     name = "dkp"
     summary = "direct Kolen-Pollack: DFA whose feedback learns like a direct read-out"
     defaults = {**FEEDBACK_OPTIONS, "feedback_optimizer": "adam", "feedback_lr": 1e-3,
                 "feedback_momentum": 0.0, "feedback_decay": 1e-4, "feedback_lr_decay": 1.0}
+
+    def prepare(self, net, generator):
+        net.register_state_dict_post_hook(_save_optimizer_state)
+        net.register_load_state_dict_pre_hook(_load_optimizer_state)
 
     def hidden_signals(self, root, error, records, target):
         feedback = root.direct_feedback
@@ -67,3 +73,31 @@ def feedback_optimizer(net) -> torch.optim.Optimizer:
                 k: v.to(device=matrix.device, dtype=matrix.dtype)
                 if torch.is_tensor(v) and k != "step" else v for k, v in state.items()}
     return optimizer
+
+
+PREFIX = "direct_feedback_optimizer."
+
+
+def _save_optimizer_state(module, state_dict, prefix, local_metadata) -> None:
+    optimizer = conversion_of(module).state.get("feedback_optimizer")
+    if optimizer is None:
+        return
+    matrix = optimizer.param_groups[0]["params"][0]
+    for key, value in optimizer.state.get(matrix, {}).items():
+        state_dict[prefix + PREFIX + key] = value if torch.is_tensor(value) else \
+            torch.tensor(value)
+    state_dict[prefix + PREFIX + "lr"] = torch.tensor(optimizer.param_groups[0]["lr"],
+                                                      dtype=torch.float64)
+
+
+def _load_optimizer_state(module, state_dict, prefix, local_metadata, strict, missing_keys,
+                          unexpected_keys, error_msgs) -> None:
+    saved = {k[len(prefix + PREFIX):]: state_dict.pop(k) for k in list(state_dict)
+             if k.startswith(prefix + PREFIX)}
+    if not saved:
+        return
+    optimizer = feedback_optimizer(module)
+    optimizer.param_groups[0]["lr"] = saved.pop("lr").item()
+    matrix = optimizer.param_groups[0]["params"][0]
+    optimizer.state[matrix] = {k: v.clone() if k == "step" else v.to(matrix).clone()
+                               for k, v in saved.items()}

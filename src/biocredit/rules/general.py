@@ -17,7 +17,7 @@ option ``weights``). The paper's strategies, generalised to ``k`` hidden layers:
 - ``s3``: every layer ``direct`` plus its neighbours' plain DFA signals (``above-dfa`` for
   all but the top layer, ``below-dfa`` for all but the bottom one).
 
-For two hidden layers these are the table in ALGORITHMS.md. Its s2 row is garbled in our copy
+For two hidden layers these are the table in docs/algorithms.md. Its s2 row is garbled in our copy
 of the paper and was reconstructed from the figure's description (direct plus from below).
 ``sources`` overrides the strategy layer by layer, bottom first: ``"direct+above;direct"``.
 """
