@@ -402,3 +402,19 @@ def test_a_dkp_checkpoint_resumes_its_feedback_optimizer():
     steps(b, opt_b, 2)
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
+
+
+def test_a_deep_copy_of_a_converted_model_is_independent():
+    import copy
+    model, x, y, taps = build("transformer")
+    a = biocredit.convert(model, "dfa", taps=taps, example_input=x)
+    b = copy.deepcopy(a)
+    assert biocredit.layers.engine_of(b).root is b
+    with torch.no_grad():
+        b.direct_feedback.mul_(2)
+    expected = autograd_grads(a, x, y)
+    got = autograd_grads(b, x, y)
+    assert torch.equal(got["head.weight"], expected["head.weight"])
+    # every signal below the first tap is linear in B: doubling B doubles them exactly
+    assert torch.equal(got["embed.weight"], 2 * expected["embed.weight"])
+    assert a.encoder.layers[0].self_attn.in_proj_weight.grad is not None

@@ -261,7 +261,7 @@ def _place_taps(root, engine, conversion, taps) -> None:
             tap = Tap()
             tap.engine = engine
             engine.hook_taps.append(tap)
-            module.register_forward_hook(lambda m, args, out, tap=tap: tap(out))
+            module.register_forward_hook(_TapAfter(tap))
             conversion.taps.append(f"after {name}")
     for t in taps or ():
         if isinstance(t, str):
@@ -277,6 +277,17 @@ def _place_taps(root, engine, conversion, taps) -> None:
         for module in root.modules():
             if feedback_version(module) is not None or isinstance(module, FeedbackLayer):
                 module.register_forward_hook(engine.weight_output)
+
+
+class _TapAfter:
+    """Forward hook passing a module's output through ``tap`` (an object, not a closure, so
+    a deep copy of the model gets its own tap)."""
+
+    def __init__(self, tap: Tap):
+        self.tap = tap
+
+    def __call__(self, module, args, output):
+        return self.tap(output)
 
 
 def _keep_feedback_on_load(module: nn.Module, incompatible) -> None:
