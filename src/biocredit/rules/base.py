@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..layers import (LocallyConnected2d, TapRecord, block_matrices, conversion_of, convert,
-                      engine_of, feedback_layers, project)
+from ..layers import (LocallyConnected2d, TapRecord, conversion_of, convert, engine_of,
+                      feedback_layers)
 from ..layers.feedback_init import initial_feedback, sparse_mask
 
 
@@ -152,8 +152,7 @@ class LayerFeedbackRule(FeedbackRule):
 
     def layer_feedback(self, layer: nn.Module, generator: torch.Generator | None):
         """The feedback ``layer`` gets (``None`` ties it to the weight) and its mask."""
-        w = layer.weight
-        return self.make_feedback(tuple(w.shape), fan_out(layer), generator, w)
+        raise NotImplementedError
 
 
 def learned_layers(net: nn.Module):
@@ -162,10 +161,9 @@ def learned_layers(net: nn.Module):
 
 
 class DirectFeedbackRule(FeedbackRule):
-    """Every tap ``l`` receives ``δh_l = e B_lᵀ``; autograd turns it into
-    ``δa_l = δh_l ⊙ f'(a_l)`` and the local weight gradients. All ``B_lᵀ`` form one root
-    buffer ``direct_feedback`` (``C × Σ n_l``, drawn ``U(±1/√C)`` by default) so one matmul
-    serves every tap; ``direct_feedback_mask`` holds a sparse mask."""
+    """Taps cut the graph; on ``loss.backward()`` each receives :meth:`hidden_signals`, made
+    from the output error, and autograd turns it into the local weight gradients (see
+    :mod:`biocredit.layers.direct`)."""
 
     direct = True
     local_input_grad: ClassVar[bool] = False      # taps' outputs require grad (IFA's JVP)
@@ -180,31 +178,19 @@ class DirectFeedbackRule(FeedbackRule):
 
     def make_direct_state(self, root: nn.Module, shapes, num_outputs: int,
                           generator: torch.Generator | None, like: torch.Tensor) -> None:
-        """Draw ``B_l`` for every tap (in tap order) into the root's buffers."""
-        parts = [self.make_feedback((num_outputs, math.prod(s)), num_outputs, generator, like)
-                 for s in self.direct_shapes(shapes)]
-        masks = [m for _, m in parts]
-        root.register_buffer("direct_feedback", torch.cat([b for b, _ in parts], dim=1))
-        root.register_buffer("direct_feedback_mask",
-                             None if masks[0] is None else torch.cat(masks, dim=1))
+        """Draw the rule's feedback for the taps (per-example ``shapes``, in tap order) into
+        buffers of ``root``; ``like`` gives dtype and device."""
+        raise NotImplementedError
 
     def injection_points(self, records: list[TapRecord]) -> list[torch.Tensor]:
-        """The tensors that receive :meth:`hidden_signals` (DFA: the tap points)."""
+        """The tensors that receive :meth:`hidden_signals` (default: the tap points)."""
         return [r.point for r in records]
 
     def hidden_signals(self, root: nn.Module, error: torch.Tensor,
                        records: list[TapRecord], target) -> list[torch.Tensor]:
-        """DFA: ``δh_l = e_l B_lᵀ`` at every tap, with ``e_l = e`` (one matmul for all taps)
-        or, with the option ``aux_errors``, each tap's own auxiliary error."""
-        return self.direct_signals(root, error, records, target)
-
-    def direct_signals(self, root, error, records, target) -> list[torch.Tensor]:
-        shapes = self.direct_shapes([tuple(r.point.shape[1:]) for r in records])
-        if not self.options.get("aux_errors"):
-            return project(error, root.direct_feedback, shapes)
-        matrices = block_matrices(root.direct_feedback, shapes)
-        return [(auxiliary_error(r.point.detach().flatten(1) @ b.t(), target) @ b)
-                .reshape(r.point.shape) for r, b in zip(records, matrices)]
+        """The gradient to inject at each of :meth:`injection_points`, from the output
+        error ``e`` (called inside the backward pass, once per ``loss.backward()``)."""
+        raise NotImplementedError
 
 
 def auxiliary_error(logits: torch.Tensor, target) -> torch.Tensor:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from ..optimizers import make_optimizer
-from .base import FEEDBACK_OPTIONS, DirectFeedbackRule, conversion_of
+from .base import FEEDBACK_OPTIONS, conversion_of
+from .dfa import DirectFeedbackAlignment
 
 
-class DirectKolenPollack(DirectFeedbackRule):
+class DirectKolenPollack(DirectFeedbackAlignment):
     """``δa_l = (B_l e) ⊙ f'(a_l)`` as DFA, with ``B_l`` learned like the weight of a direct
     read-out from ``h_l`` to the output: its gradient is ``e h_lᵀ`` (summed over the batch, in
     the stored ``C × n_l`` layout, i.e. ``B_l``'s transpose), all taps in one matmul.

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from .base import LayerFeedbackRule
+from .base import LayerFeedbackRule, fan_out
 
 
 class FeedbackAlignment(LayerFeedbackRule):
     """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` with ``B_{l+1}`` fixed and random.
 
-    By default ``B ~ U(−s, s)`` with ``s = 1/√n_{l+1}`` (``n_{l+1}``: the width of the layer
-    the error comes from); ``feedback_init`` picks another kind (Gaussian, orthogonal,
-    Flam-Shepherd's B1–B7), ``feedback_density`` sparse feedback.
+    Every weight layer's backward sends its error through its own ``B`` (stored in the
+    weight's layout, ``out × in``: the buffer ``feedback``). By default ``B ~ U(−s, s)`` with
+    ``s = 1/√n_{l+1}`` (``n_{l+1}``: the width of the layer the error comes from; ``C_out·k²``
+    for a convolution); ``feedback_init`` picks another kind (Gaussian, orthogonal,
+    Flam-Shepherd's B1–B7), ``feedback_density`` sparse feedback. The rules that learn or
+    derive their feedback (KP, URFB, sign symmetry) start from this draw.
     """
 
     name = "fa"
     summary = "feedback alignment: fixed random feedback to the layer below"
+
+    def layer_feedback(self, layer, generator):
+        """``B`` for ``layer`` (the weight's shape) and its sparse mask (or ``None``)."""
+        w = layer.weight
+        return self.make_feedback(tuple(w.shape), fan_out(layer), generator, w)

@@ -28,7 +28,8 @@ import math
 
 import torch
 
-from .base import FEEDBACK_OPTIONS, DirectFeedbackRule
+from .base import FEEDBACK_OPTIONS
+from .dfa import DirectFeedbackAlignment
 
 SOURCES = ("direct", "above", "below", "above-dfa", "below-dfa")
 
@@ -63,7 +64,7 @@ def parse_sources(text: str, depth: int) -> list[tuple[str, ...]]:
     return layers
 
 
-class GeneralFeedback(DirectFeedbackRule):
+class GeneralFeedback(DirectFeedbackAlignment):
     """``δa_l = F(B_l e_l, B̃_l δa_{l+1}, B̄_l δa_{l-1}) ⊙ f'(a_l)`` (see the module doc)."""
 
     name = "general"

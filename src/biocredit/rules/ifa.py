@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from .base import DirectFeedbackRule, project
+from ..layers import project
+from .dfa import DirectFeedbackAlignment
 
 
-class IndirectFeedbackAlignment(DirectFeedbackRule):
+class IndirectFeedbackAlignment(DirectFeedbackAlignment):
     """``δa_1 = (B_1 e) ⊙ f'(a_1)``; for ``l > 1``: ``δa_l = (W_l δa_{l-1}) ⊙ f'(a_l)``.
 
     The error enters the first tap through a fixed random ``B_1`` (``U(±1/√C)`` by default)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from .base import FEEDBACK_OPTIONS, LayerFeedbackRule, learned_layers
+from .base import FEEDBACK_OPTIONS, learned_layers
+from .fa import FeedbackAlignment
 
 
-class KolenPollack(LayerFeedbackRule):
+class KolenPollack(FeedbackAlignment):
     """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` as FA, with ``B`` learned:
     ``ΔB_{l+1} = ε ΔW_{l+1}ᵀ − λ B_{l+1}`` and ``ΔW_{l+1}`` also gets ``− λ W_{l+1}``.
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from .base import LayerFeedbackRule, learned_layers
+from .base import learned_layers
+from .fa import FeedbackAlignment
 
 
-class SignSymmetryRule(LayerFeedbackRule):
+class SignSymmetryRule(FeedbackAlignment):
     """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` with ``B_{l+1} = sign(W_{l+1})ᵀ ⊙ m``."""
 
     learns_feedback = True
