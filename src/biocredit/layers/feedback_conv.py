@@ -20,12 +20,17 @@ from torch import nn
 from .feedback_layer import FeedbackLayer
 
 
-class Conv2dFeedbackFunction(torch.autograd.Function):
-    """``F.conv2d`` whose input gradient uses ``feedback`` as the kernel."""
+_CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d}
+
+
+class ConvFeedbackFunction(torch.autograd.Function):
+    """``F.conv1d`` / ``F.conv2d`` (by the kernel's dimensions) whose input gradient uses
+    ``feedback`` as the kernel."""
 
     @staticmethod
     def forward(input, weight, bias, feedback, stride, padding, dilation, groups):
-        return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+        conv = _CONVOLUTIONS[weight.dim() - 2]
+        return conv(input, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -44,61 +49,26 @@ class Conv2dFeedbackFunction(torch.autograd.Function):
         # weight's place: ∂x uses B; ∂W depends only on x, ∂a and the kernel's shape.
         grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
             grad_output, input, feedback, ctx.bias_sizes, stride, padding, dilation, False,
-            [0, 0], groups, [need_input, need_weight, need_bias and ctx.bias_sizes is not None])
+            [0] * (feedback.dim() - 2), groups,
+            [need_input, need_weight, need_bias and ctx.bias_sizes is not None])
         return grad_input, grad_weight, grad_bias, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx, input_t, weight_t, bias_t, feedback_t, *_):
         input, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.conv
+        conv = _CONVOLUTIONS[weight.dim() - 2]
         out = 0
         if input_t is not None:
-            out = out + F.conv2d(input_t, weight, None, stride, padding, dilation, groups)
+            out = out + conv(input_t, weight, None, stride, padding, dilation, groups)
         if weight_t is not None:
-            out = out + F.conv2d(input, weight_t, None, stride, padding, dilation, groups)
+            out = out + conv(input, weight_t, None, stride, padding, dilation, groups)
         if bias_t is not None:
-            out = out + bias_t.reshape(1, -1, 1, 1)
+            out = out + bias_t.reshape(1, -1, *([1] * (weight.dim() - 2)))
         return out
 
 
-class Conv1dFeedbackFunction(torch.autograd.Function):
-    """``F.conv1d`` whose input gradient uses ``feedback`` as the kernel."""
-
-    @staticmethod
-    def forward(input, weight, bias, feedback, stride, padding, dilation, groups):
-        return F.conv1d(input, weight, bias, stride, padding, dilation, groups)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        input, weight, bias, feedback, stride, padding, dilation, groups = inputs
-        ctx.save_for_backward(input, feedback)
-        ctx.save_for_forward(input, weight)
-        ctx.conv = (stride, padding, dilation, groups)
-        ctx.bias_sizes = None if bias is None else [bias.shape[0]]
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        input, feedback = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.conv
-        need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
-        # As Conv2dFeedbackFunction: the feedback kernel in the weight's place.
-        grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_output, input, feedback, ctx.bias_sizes, stride, padding, dilation, False,
-            [0], groups, [need_input, need_weight, need_bias and ctx.bias_sizes is not None])
-        return grad_input, grad_weight, grad_bias, None, None, None, None, None
-
-    @staticmethod
-    def jvp(ctx, input_t, weight_t, bias_t, feedback_t, *_):
-        input, weight = ctx.saved_tensors
-        stride, padding, dilation, groups = ctx.conv
-        out = 0
-        if input_t is not None:
-            out = out + F.conv1d(input_t, weight, None, stride, padding, dilation, groups)
-        if weight_t is not None:
-            out = out + F.conv1d(input, weight_t, None, stride, padding, dilation, groups)
-        if bias_t is not None:
-            out = out + bias_t.reshape(1, -1, 1)
-        return out
+Conv1dFeedbackFunction = Conv2dFeedbackFunction = ConvFeedbackFunction
 
 
 def _pad_for_conv(layer: nn.modules.conv._ConvNd,
@@ -119,59 +89,47 @@ def _pad_for_conv(layer: nn.modules.conv._ConvNd,
     return F.pad(input, pads), no_padding
 
 
-class FeedbackConv2d(FeedbackLayer, nn.Conv2d):
+class _FeedbackConv(FeedbackLayer):
+    """What the 1-D and 2-D feedback convolutions share; ``batched_dim`` is the input's
+    number of dimensions with a batch."""
+
+    batched_dim = 0
+
+    def __init__(self, *args, feedback: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.init_feedback_state(feedback)
+
+    @classmethod
+    def from_layer(cls, layer, feedback: torch.Tensor | None):
+        """A copy of ``layer`` (values, trainability, mask, every hyper-parameter) with the
+        given feedback."""
+        new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                  layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None,
+                  padding_mode=layer.padding_mode,
+                  device=layer.weight.device, dtype=layer.weight.dtype)
+        return new.copy_from(layer, feedback)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.dim() == self.batched_dim - 1:     # unbatched, as torch.nn accepts
+            return self.forward(input.unsqueeze(0)).squeeze(0)
+        weight = self.effective_weight()
+        input, padding = _pad_for_conv(self, input)
+        return ConvFeedbackFunction.apply(input, weight, self.bias,
+                                          self.backward_matrix(weight), self.stride,
+                                          padding, self.dilation, self.groups)
+
+
+class FeedbackConv2d(_FeedbackConv, nn.Conv2d):
     """``nn.Conv2d`` with a feedback kernel used in place of ``W`` in the backward pass
     (see :class:`~biocredit.layers.feedback_layer.FeedbackLayer`). Every padding of
     ``nn.Conv2d``: numbers, ``'valid'``/``'same'``, and every padding mode."""
 
-    def __init__(self, *args, feedback: torch.Tensor | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.init_feedback_state(feedback)
-
-    @classmethod
-    def from_layer(cls, layer: nn.Conv2d, feedback: torch.Tensor | None) -> "FeedbackConv2d":
-        """A copy of ``layer`` (values, trainability, mask, every hyper-parameter) with the
-        given feedback."""
-        new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                  layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None,
-                  padding_mode=layer.padding_mode,
-                  device=layer.weight.device, dtype=layer.weight.dtype)
-        return new.copy_from(layer, feedback)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.dim() == 3:                 # unbatched, as ``nn.Conv2d`` accepts
-            return self.forward(input.unsqueeze(0)).squeeze(0)
-        weight = self.effective_weight()
-        input, padding = _pad_for_conv(self, input)
-        return Conv2dFeedbackFunction.apply(input, weight, self.bias,
-                                            self.backward_matrix(weight), self.stride,
-                                            padding, self.dilation, self.groups)
+    batched_dim = 4
 
 
-class FeedbackConv1d(FeedbackLayer, nn.Conv1d):
+class FeedbackConv1d(_FeedbackConv, nn.Conv1d):
     """``nn.Conv1d`` with a feedback kernel used in place of ``W`` in the backward pass
     (see :class:`~biocredit.layers.feedback_layer.FeedbackLayer`). Every padding of
     ``nn.Conv1d``: numbers, ``'valid'``/``'same'``, and every padding mode."""
 
-    def __init__(self, *args, feedback: torch.Tensor | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.init_feedback_state(feedback)
-
-    @classmethod
-    def from_layer(cls, layer: nn.Conv1d, feedback: torch.Tensor | None) -> "FeedbackConv1d":
-        """A copy of ``layer`` (values, trainability, mask, every hyper-parameter) with the
-        given feedback."""
-        new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                  layer.padding, layer.dilation, layer.groups, bias=layer.bias is not None,
-                  padding_mode=layer.padding_mode,
-                  device=layer.weight.device, dtype=layer.weight.dtype)
-        return new.copy_from(layer, feedback)
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.dim() == 2:                 # unbatched, as ``nn.Conv1d`` accepts
-            return self.forward(input.unsqueeze(0)).squeeze(0)
-        weight = self.effective_weight()
-        input, padding = _pad_for_conv(self, input)
-        return Conv1dFeedbackFunction.apply(input, weight, self.bias,
-                                            self.backward_matrix(weight), self.stride,
-                                            padding, self.dilation, self.groups)
+    batched_dim = 3
