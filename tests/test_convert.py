@@ -235,7 +235,12 @@ def test_state_dict_round_trips_between_plain_and_converted(rule_name):
     for key, value in other.state_dict().items():
         assert torch.equal(converted.state_dict()[key], value), key
     for key, value in feedback.items():
-        assert torch.equal(converted.state_dict()[key], value), key
+        if rule_name == "frsf" and key.endswith(".feedback"):   # sign(W_new) ⊙ kept magnitude
+            weight = converted.state_dict()[key[:-len("feedback")] + "weight"]
+            assert torch.equal(converted.state_dict()[key],
+                               torch.sign(weight) * feedback[key + "_magnitude"]), key
+        else:
+            assert torch.equal(converted.state_dict()[key], value), key
     # converted -> plain, strict
     plain, *_ = build("resnet", seed=9)
     plain.load_state_dict(biocredit.plain_state_dict(converted))
@@ -418,3 +423,34 @@ def test_a_deep_copy_of_a_converted_model_is_independent():
     # every signal below the first tap is linear in B: doubling B doubles them exactly
     assert torch.equal(got["embed.weight"], 2 * expected["embed.weight"])
     assert a.encoder.layers[0].self_attn.in_proj_weight.grad is not None
+
+
+@pytest.mark.parametrize("rule_name", ["usf", "brsf", "frsf", "kp"])
+def test_feedback_derived_from_the_weights_follows_a_load(rule_name):
+    model, x, y, _ = build("mlp")
+    net = biocredit.convert(model, rule_name)
+    other, *_ = build("mlp", seed=4)
+    net.load_state_dict(other.state_dict())
+    for m in biocredit.layers.feedback_layers(net):
+        if rule_name == "kp":
+            assert torch.equal(m.weight_before_step, m.weight)
+        else:
+            assert torch.equal(torch.sign(m.feedback), torch.sign(m.weight))
+
+
+def test_positional_embeddings_are_not_weight_matrices_and_exclude_covers_unknown_layers():
+    class WithPosition(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.position = nn.Parameter(torch.zeros(1, 5, 6))
+            self.mix = nn.Parameter(torch.randn(6, 6))       # used as x @ mix: a matrix
+            self.head = nn.Linear(6, 4)
+
+        def forward(self, x):
+            return self.head(((x + self.position) @ self.mix).mean(1))
+
+    with pytest.raises(ValueError, match=r"\(the model itself\) \(WithPosition\)"):
+        biocredit.convert(WithPosition(), "fa")
+    net = biocredit.convert(WithPosition(), "fa", exclude=[""])
+    assert net.biocredit_conversion.tied == ["(the model itself) (WithPosition)"]
+    assert biocredit.convert(mlp(), "dfa").biocredit_conversion.tied == []   # nothing replaced

@@ -390,6 +390,8 @@ def cmd_rules(args) -> int:
 def cmd_models(args) -> int:
     print("mlp:DEPTHxWIDTH:ACTIVATION   e.g. mlp:2x800:tanh; activations: "
           + ", ".join(sorted(models.ACTIVATIONS)))
+    print("FILE.py:FUNCTION             your own model: FUNCTION(input_shape, num_classes) "
+          "returns an nn.Module (direct rules: biocredit.Tap() in it, or --taps)")
     print(f"{'model':<24} {'params (1x28x28)':>17} {'params (3x32x32)':>17}")
     for name in models.available():
         if name != "mlp":

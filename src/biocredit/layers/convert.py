@@ -190,10 +190,15 @@ def _convert_layers(root, rule, conversion, exclude, skip, unsupported, generato
             conversion.feedback.append(name)
             continue
         version = feedback_version(module)
+        if rule.direct:
+            continue                      # direct rules leave every layer as it is
+        label = name or "(the model itself)"
         if version is None:
             if _holds_weight_matrix(module):
-                (refused if rule.converts_layers and unsupported == "error"
-                 else conversion.tied).append(f"{name} ({type(module).__name__})")
+                refuse = rule.converts_layers and unsupported == "error" \
+                    and not _matches(name, exclude)
+                (refused if refuse else conversion.tied).append(
+                    f"{label} ({type(module).__name__})")
             continue
         if _matches(name, skip):
             conversion.skipped.append(name)
@@ -233,11 +238,14 @@ class _WeightOnly:
 
 
 def _holds_weight_matrix(module: nn.Module) -> bool:
-    """Whether ``module`` itself owns a trainable parameter of two or more dimensions that
-    the converter does not know (and so would be left on BP)."""
+    """Whether ``module`` itself owns a trainable parameter shaped like a weight matrix or
+    kernel (two or more dimensions, the first larger than one) of a type the converter does
+    not know, and so would be left on BP. Parameters with a leading dimension of one
+    (positional embeddings ``1 × T × d``, class tokens) are added, not multiplied."""
     if isinstance(module, (FeedbackLayer, FeedbackMultiheadAttention, *NO_MATRIX_PRODUCT)):
         return False
-    return any(p.dim() >= 2 and p.requires_grad for p in module.parameters(recurse=False))
+    return any(p.dim() >= 2 and p.shape[0] > 1 and p.requires_grad
+               for p in module.parameters(recurse=False))
 
 
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:

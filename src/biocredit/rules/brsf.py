@@ -21,3 +21,6 @@ class BatchRandomSignFeedback(SignSymmetryRule):
         scale = self.options["feedback_scale"]
         s = scale if scale is not None else 1.0 / math.sqrt(layer.weight.shape[0])
         return torch.rand_like(layer.weight) * s
+
+    def loaded_magnitude(self, layer):
+        return layer.feedback.abs()    # no redraw on load: the run's random stream is kept

@@ -41,3 +41,12 @@ class SignSymmetryRule(FeedbackAlignment):
     def after_step(self, net):
         for layer in learned_layers(net):
             self.refresh(layer, self.magnitude(layer))
+
+    def after_load(self, net):
+        """New weights, new signs (the magnitudes stay)."""
+        for layer in learned_layers(net):
+            self.refresh(layer, self.loaded_magnitude(layer))
+
+    def loaded_magnitude(self, layer) -> torch.Tensor | float:
+        """Magnitudes after ``load_state_dict`` (default: as after a step)."""
+        return self.magnitude(layer)
