@@ -454,3 +454,18 @@ def test_positional_embeddings_are_not_weight_matrices_and_exclude_covers_unknow
     net = biocredit.convert(WithPosition(), "fa", exclude=[""])
     assert net.biocredit_conversion.tied == ["(the model itself) (WithPosition)"]
     assert biocredit.convert(mlp(), "dfa").biocredit_conversion.tied == []   # nothing replaced
+
+
+def test_a_forward_that_raised_leaves_the_next_one_a_direct_rule_step():
+    model, x, y, _ = build("mlp")
+    def convert():
+        return biocredit.convert(model, "dfa", example_input=x,
+                                 generator=torch.Generator().manual_seed(1))
+
+    net = convert()
+    with pytest.raises(RuntimeError):
+        net(x[:, :, :2])                    # the wrong shape: fails after the first tap
+    expected = autograd_grads(convert(), x, y)
+    got = autograd_grads(net, x, y)
+    for key in expected:
+        assert torch.equal(got[key], expected[key]), key

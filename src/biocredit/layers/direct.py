@@ -81,8 +81,8 @@ class DirectEngine:
         """Root forward pre-hook: start recording when a backward may follow."""
         if self._probing:
             return
-        active = not self.exact and torch.is_grad_enabled() and self._records is None
-        self._records = [] if active else None
+        # A fresh record every time, so a forward that raised half-way leaves nothing behind.
+        self._records = [] if not self.exact and torch.is_grad_enabled() else None
         self._previous = self._preactivation = None
 
     def tap(self, h, preactivation, activation, skip=False, elementwise=True):
