@@ -220,3 +220,50 @@ def test_a_missing_model_file_or_function_is_a_clear_error(tmp_path, capsys):
     code = main(["train", "--model", str(tmp_path / "m.py") + ":build", "--quiet",
                  "--out", str(tmp_path / "b")])
     assert code != 0 and "has no function 'build'; it defines: other" in capsys.readouterr().err
+
+
+def test_compare_with_several_seeds_keeps_every_run_and_reports_mean_and_std(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--rules", "bp,dfa", "--model", "mlp:1x16:tanh", "--data", "digits",
+                 "--epochs", "1", "--seeds", "3", "--seed", "4", "--quiet", "--no-report",
+                 "--out", str(out)])
+    assert code == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["seeds"] == [4, 5, 6]
+    for spec in ("bp", "dfa"):
+        errors = []
+        for seed in (4, 5, 6):
+            summary = json.loads((out / spec / f"seed-{seed}" / "summary.json").read_text())
+            assert summary["seed"] == seed and summary["status"] == "completed"
+            errors.append(summary["test_error"])
+        stats = comparison["rules"][spec]["test_error"]
+        assert stats["n"] == 3 and stats["min"] == min(errors) and stats["max"] == max(errors)
+        assert stats["mean"] == pytest.approx(sum(errors) / 3)
+        mean = sum(errors) / 3
+        assert stats["std"] == pytest.approx((sum((e - mean) ** 2 for e in errors) / 2) ** 0.5)
+        assert len(set(errors)) > 1                      # the seeds really differ
+    table = capsys.readouterr().out
+    assert "seeds" in table and "±" in table
+    from biocredit.report.runs import expand_run_dirs
+    assert len(expand_run_dirs([out])) == 6
+
+
+def test_one_seed_of_several_is_the_single_seed_run(tmp_path):
+    single = tmp_path / "single"
+    main(["train", "--rule", "fa", "--model", "mlp:1x16:tanh", "--data", "digits", "--epochs",
+          "1", "--seed", "5", "--quiet", "--out", str(single)])
+    several = tmp_path / "several"
+    main(["train", "--rule", "fa", "--model", "mlp:1x16:tanh", "--data", "digits", "--epochs",
+          "1", "--seeds", "4,5", "--quiet", "--out", str(several)])
+    a = read_jsonl(single / "metrics.jsonl")
+    b = read_jsonl(several / "seed-5" / "metrics.jsonl")
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert drop(a) == drop(b)
+    seeds = json.loads((several / "seeds.json").read_text())
+    assert seeds["seeds"] == [4, 5] and seeds["statistics"]["test_error"]["n"] == 2
+
+
+@pytest.mark.parametrize("text", ["0", "a", "1,1", "-2"])
+def test_bad_seeds_are_refused(tmp_path, capsys, text):
+    code = main(["train", "--seeds", text, "--quiet", "--out", str(tmp_path / "x")])
+    assert code == 2 and "--seeds" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from . import data as datasets
 from . import losses, models, rules
 from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
+from .training.seeds import parse_seeds, seed_statistics
 from .training.run import TASKS
 from .training.results import slug, write_json
 
@@ -145,6 +146,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="a rule option, e.g. feedback_scale=0.1 (or RULE.KEY=VALUE for one "
                         "rule only); repeatable")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", help="run several seeds: a count N (the N seeds from --seed) or "
+                                   "a list 0,1,2; every run is kept, tables show mean ± std")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--probe-size", type=int, default=256,
                    help="examples in the fixed batch used for the alignment angles")
@@ -275,17 +278,28 @@ def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None) -> dict:
 
 def cmd_train(args) -> int:
     check_rule_options([parse_rule_spec(args.rule)[0]], args.rule_option + flag_options(args))
-    config = config_from(args, args.rule)
+    seeds = parse_seeds(args.seeds, args.seed)
     out = Path(args.out or f"runs/{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}"
-                           f"-s{args.seed}")
-    summary = train_one(config, out, args.quiet)
-    print(f"{summary['rule']}: test error {summary['test_error']:.4f}, train error "
-          f"{summary['train_error']:.4f}, {summary['seconds']:.1f}s -> {out}")
-    transport = summary["weight_transport"]
+                           f"-s{args.seed}" + (f"-n{len(seeds)}" if len(seeds) > 1 else ""))
+    summaries = []
+    for seed in seeds:
+        config = config_from(args, args.rule)
+        config.seed = seed
+        folder = out / f"seed-{seed}" if len(seeds) > 1 else out
+        summary = train_one(config, folder, args.quiet)
+        summaries.append(summary)
+        print(f"{summary['rule']}: test error {summary['test_error']:.4f}, train error "
+              f"{summary['train_error']:.4f}, {summary['seconds']:.1f}s -> {folder}")
+    transport = summaries[-1]["weight_transport"]
     print(f"weight transport: {transport['free']} of {transport['free'] + transport['transport']}"
           " parameters learn without it" + (f"; the rule's feedback carries "
                                             f"{transport['rule_note']}" if transport["rule_note"]
                                             else ""))
+    if len(seeds) > 1:
+        stats = seed_statistics(summaries)
+        write_json(out / "seeds.json", {"seeds": seeds, "statistics": stats,
+                                        "folders": [f"seed-{s}" for s in seeds]})
+        print(format_table({args.rule: stats}))
     return 0
 
 
@@ -303,14 +317,34 @@ def cmd_compare(args) -> int:
     out = Path(args.out or f"runs/compare-{slug(args.data)}-{slug(args.model)}-s{args.seed}")
     from .training.run import load_dataset, resolve_device
     dataset = load_dataset(configs[specs[0]], resolve_device(args.device))
-    folders = {spec: out / slug(spec) for spec in specs}
-    summaries = {spec: train_one(config, folders[spec], args.quiet, dataset)
-                 for spec, config in configs.items()}
+    seeds = parse_seeds(args.seeds, args.seed)
+    runs: dict[str, dict[int, dict]] = {spec: {} for spec in specs}
+    folders: dict[str, Path] = {}
+    for spec in specs:
+        for seed in seeds:
+            config = config_from(args, spec)
+            config.seed = seed
+            name = spec
+            if len(seeds) > 1:
+                config.label = name = f"{spec} s{seed}"
+            folders[name] = out / slug(spec) / f"seed-{seed}" if len(seeds) > 1 \
+                else out / slug(spec)
+            runs[spec][seed] = train_one(config, folders[name], args.quiet, dataset)
     shared = dataclasses.asdict(configs[specs[0]])
-    for key in ("rule", "label", "rule_options"):
+    for key in ("rule", "label", "rule_options", "seed"):
         shared.pop(key)
-    write_json(out / "comparison.json", {"config": shared, "rules": summaries})
-    print(format_table(summaries))
+    if len(seeds) == 1:
+        summaries = {spec: runs[spec][seeds[0]] for spec in specs}
+        write_json(out / "comparison.json", {"config": {**shared, "seed": seeds[0]},
+                                             "rules": summaries})
+        print(format_table(summaries))
+    else:
+        stats = {spec: seed_statistics(list(runs[spec].values())) for spec in specs}
+        write_json(out / "comparison.json", {
+            "config": shared, "seeds": seeds, "rules": stats,
+            "runs": {spec: {str(seed): s for seed, s in runs[spec].items()} for spec in specs},
+            "folders": [str(f.relative_to(out)) for f in folders.values()]})
+        print(format_table(stats))
     print(f"runs written to {out}")
     if args.task == "autoencoder":
         from .training.autoencoder import combine_reconstructions
@@ -330,11 +364,30 @@ def cmd_report(args) -> int:
 
 
 def format_table(summaries: dict[str, dict]) -> str:
+    """One row per rule: a run's summary, or :func:`seed_statistics` over several seeds
+    (shown as mean ± std, with the range of the test error)."""
     width = max(8, *(len(name) for name in summaries))
-    header = f"{'rule':<{width}} {'test error':>10} {'train error':>11} {'time (s)':>9} " \
-             f"{'angle to BP (°)':>16}"
+    several = any("test_error" in s and isinstance(s["test_error"], dict)
+                  for s in summaries.values())
+    if several:
+        header = f"{'rule':<{width}} {'seeds':>5} {'test error':>17} {'(min-max)':>15} " \
+                 f"{'train error':>17} {'time (s)':>9} {'angle to BP (°)':>16}"
+    else:
+        header = f"{'rule':<{width}} {'test error':>10} {'train error':>11} {'time (s)':>9} " \
+                 f"{'angle to BP (°)':>16}"
     lines = [header, "-" * len(header)]
     for name, s in summaries.items():
+        if several:
+            def pm(key, digits=4):
+                v = s.get(key)
+                return "-" if v is None else f"{v['mean']:.{digits}f} ± {v['std']:.{digits}f}"
+            test = s["test_error"]
+            angle = s.get("mean_angle_deg")
+            lines.append(f"{name:<{width}} {test['n']:>5} {pm('test_error'):>17} "
+                         f"{test['min']:.4f}-{test['max']:.4f} {pm('train_error'):>17} "
+                         f"{s['seconds']['mean']:>9.1f} "
+                         f"{'-' if angle is None else pm('mean_angle_deg', 1):>16}")
+            continue
         angle = "-" if s["mean_angle_deg"] is None else f"{s['mean_angle_deg']:.1f}"
         lines.append(f"{name:<{width}} {s['test_error']:>10.4f} {s['train_error']:>11.4f} "
                      f"{s['seconds']:>9.1f} {angle:>16}")

@@ -62,7 +62,12 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
     for path in map(Path, paths):
         if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
             comparison = read_json(path / "comparison.json")
-            folders += [path / slug(name) for name in comparison.get("rules", {})]
+            if "folders" in comparison:           # several seeds: every run
+                folders += [path / f for f in comparison["folders"]]
+            else:
+                folders += [path / slug(name) for name in comparison.get("rules", {})]
+        elif (path / "seeds.json").is_file() and not (path / "config.json").is_file():
+            folders += [path / f for f in read_json(path / "seeds.json")["folders"]]
         else:
             folders.append(path)
     if not folders:
