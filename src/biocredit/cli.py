@@ -14,7 +14,7 @@ from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
 from .training.seeds import parse_seeds, seed_statistics
 from .training.run import TASKS
-from .training.results import slug, write_json
+from .training.results import slug, write_json, write_text_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,7 +429,19 @@ def cmd_reproduce(args) -> int:
     if chosen.paper:
         print(f"paper: {chosen.paper}")
     sys.stdout.flush()
-    return 0 if dry_run else main(argv)
+    if dry_run:
+        for claim in chosen.claims:
+            print(f"claim: {claim.statement}")
+        return 0
+    code = main(argv)
+    if code == 0 and chosen.claims:
+        from .experiments.claims import evaluate, read_results, verdict_table
+        out = argv[len(argv) - 1 - argv[::-1].index("--out") + 1]
+        results = read_results(out)
+        table = verdict_table([evaluate(c, results) for c in chosen.claims])
+        write_text_atomic(Path(out) / "verdicts.md", f"# {chosen.name}\n\n{table}\n")
+        print(table)
+    return code
 
 
 def cmd_rules(args) -> int:

@@ -1,10 +1,13 @@
-"""Each preset is one ``biocredit`` command line with the settings we measured, and what the
-paper reported for it. ``biocredit reproduce NAME`` runs it; extra arguments are appended
-(a later flag wins, e.g. ``--epochs 2``)."""
+"""Each preset is one ``biocredit`` command line with the settings we measured, what the
+paper reported for it, and the paper's claims as statements checked against the runs
+(:mod:`biocredit.experiments.claims`). ``biocredit reproduce NAME`` runs it and prints the
+verdicts; extra arguments are appended (a later flag wins, e.g. ``--epochs 2``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .claims import Claim
 
 
 @dataclass(frozen=True)
@@ -13,6 +16,28 @@ class Preset:
     description: str
     argv: tuple[str, ...]
     paper: str = ""
+    claims: tuple[Claim, ...] = ()
+
+    @property
+    def out(self) -> str | None:
+        """The folder the preset writes (its ``--out``)."""
+        argv = list(self.argv)
+        return argv[argv.index("--out") + 1] if "--out" in argv else None
+
+
+NOKLAND = "Nøkland 2016, Results"
+SIMILAR = Claim("abs(fa.test_error - bp.test_error) < 0.02 and "
+                "abs(dfa.test_error - bp.test_error) < 0.02",
+                "The results for all three methods are very similar.", NOKLAND,
+                note="'very similar' read as within 2 percentage points of BP")
+DKP_BETTER = "We empirically show the mechanisms that allow the improvement in our approach " \
+    "over DFA by measuring DKP's ability to better estimate the backpropagation algorithm."
+AMIT_SHALLOW = "For shallow networks URFB performs somewhat better then FRFB but mainly " \
+    "converges faster. It never performs as well as BP but is close."
+AMIT_SPARSE = "For CIFAR10 the difference between R fixed - FRFB - and R updated - URFB - is " \
+    "small, but becomes more significant when connectivity is reduced to 50%"
+URFB_NOT_WORSE = Claim("urfb.test_error <= frfb.test_error", AMIT_SHALLOW, "Amit 2019, Results")
+BP_BEST = Claim("bp.test_error <= urfb.test_error", AMIT_SHALLOW, "Amit 2019, Results")
 
 
 FASHION = ("--data", "fashion-mnist", "--seed", "0", "--normalize", "standardize")
@@ -29,7 +54,7 @@ _PRESETS = [
            ("compare", "--rules", "bp,fa,dfa", "--model", "mlp:2x800:tanh", "--epochs", "10",
             "--lr", "3e-4", *FASHION, "--out", "runs/nokland-mlp"),
            "Nøkland 2016, Table 1 (MNIST; its numbers are lost in our copy): \"The results for "
-           "all three methods are very similar.\""),
+           "all three methods are very similar.\"", (SIMILAR,)),
     Preset("nokland-ifa", "IFA on mlp:4x100:tanh, Fashion-MNIST",
            ("train", "--rule", "ifa", "--model", "mlp:4x100:tanh", "--epochs", "10", "--lr",
             "3e-4", *FASHION, "--out", "runs/ifa-4x100"),
@@ -41,21 +66,29 @@ _PRESETS = [
            "Nøkland 2016, Fig. 3 (t-SNE of each hidden layer of a 3x400 tanh net)"),
     Preset("amit-mlp", "BP, FRFB, URFB, KP, sign symmetry with Amit's hinge loss, saturated units",
            (*AMIT_MLP, "--rules", "bp,frfb,urfb,kp,usf,brsf,frsf", "--out", "runs/amit-dense"),
-           "URFB close to BP, FRFB worse; URFB's W-R correlations much higher (Amit 2019)"),
+           "URFB close to BP, FRFB worse; URFB's W-R correlations much higher (Amit 2019)",
+           (URFB_NOT_WORSE, BP_BEST)),
     Preset("amit-mlp-sparse", "amit-mlp with 50% forward and 50% feedback connectivity",
            (*AMIT_MLP, "--rules", "bp,frfb,urfb,kp,usf", "--forward-density", "0.5",
             "--feedback-density", "0.5", "--out", "runs/amit-sparse"),
-           "the FRFB-URFB gap widens at 50% connectivity (Amit 2019)"),
+           "the FRFB-URFB gap widens at 50% connectivity (Amit 2019)",
+           (Claim("urfb.test_error < frfb.test_error", AMIT_SPARSE, "Amit 2019, Results"),)),
     Preset("dkp-mlp", "DFA against DKP on mlp:2x800:tanh, Fashion-MNIST",
            ("compare", "--rules", "dfa,dkp", "--model", "mlp:2x800:tanh", "--epochs", "10",
             "--lr", "3e-4", *FASHION, "--out", "runs/dkp-vs-dfa"),
-           "DKP estimates the BP update better than DFA (Webster et al.)"),
+           "DKP estimates the BP update better than DFA (Webster et al.)",
+           (Claim("dkp.mean_angle_deg < dfa.mean_angle_deg", DKP_BETTER,
+                  "Webster et al., Introduction"),)),
     Preset("dkp-convnet", "BP, FA, DFA, DKP on dkp-convnet, Fashion-MNIST",
            ("compare", "--rules", "bp,fa,dfa,dkp", "--model", "dkp-convnet", "--epochs", "5",
             "--batch-size", "128", *FASHION, "--out", "runs/dkp-convnet"),
-           "DKP below DFA's test error on conv nets (Webster et al.)"),
+           "DKP below DFA's test error on conv nets (Webster et al.)",
+           (Claim("dkp.test_error < dfa.test_error", DKP_BETTER, "Webster et al., Introduction"),
+            Claim("dkp.mean_angle_deg < dfa.mean_angle_deg", DKP_BETTER,
+                  "Webster et al., Introduction"))),
     Preset("amit-simpnet", "Amit's simpnet, hinge loss: BP, FRFB, URFB (tied)",
-           ("compare", "--model", "amit-simpnet", *AMIT_CONV, "--out", "runs/amit-simpnet")),
+           ("compare", "--model", "amit-simpnet", *AMIT_CONV, "--out", "runs/amit-simpnet"),
+           claims=(URFB_NOT_WORSE, BP_BEST)),
     Preset("amit-simpnet-untied", "Amit's simpnet with locally connected layers",
            ("compare", "--model", "amit-simpnet-untied", *AMIT_CONV,
             "--out", "runs/amit-simpnet-untied")),
