@@ -201,12 +201,3 @@ def test_transformer_dkp_learns_its_feedback(transformer):
 def test_transformer_bp_baseline_runs(transformer):
     result = transformer.main(["--rule", "bp", "--epochs", "1", "--limit", "64", "--quiet"])
     assert math.isfinite(result["history"][0]["train_loss"])
-
-
-# -- Lightning ---------------------------------------------------------------------------------
-
-def test_lightning_example():
-    pytest.importorskip("lightning")
-    if not (EXAMPLES / "lightning.py").exists():
-        pytest.skip("examples/lightning.py was not written (lightning was not installed)")
-    load_example("lightning").main(["--epochs", "1", "--limit", "64"])

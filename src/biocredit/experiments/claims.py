@@ -92,7 +92,7 @@ def evaluate(claim: Claim, results: dict[str, list[dict]]) -> Verdict:
     if any(s.get(attr) is None for name, attr in read for s in by_name[name]):
         return Verdict(claim, "not run", "a run lacks a value the claim reads")
     seeds = min(len(by_name[n]) for n in names)
-    means = {n: {a: statistics.fmean(s[a] for s in by_name[n]) for _, a in read if _ == n}
+    means = {n: {a: statistics.fmean(s[a] for s in by_name[n]) for m, a in read if m == n}
              for n in names}
     per_seed = [_value(tree, {n: {a: by_name[n][i][a] for m, a in read if m == n}
                               for n in names}) for i in range(seeds)]

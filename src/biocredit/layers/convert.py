@@ -18,13 +18,12 @@ attribute (a :class:`Conversion`) says what was done.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import fnmatch
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import contextlib
 
 import torch
 from torch import nn
@@ -173,6 +172,8 @@ def feedback_version(module: nn.Module) -> type | None:
 def _convert_layers(root, rule, conversion, exclude, skip, unsupported, generator) -> None:
     """Replace every supported weight layer by its feedback version (layer-feedback rules)
     and list the layers that keep back-propagating through their weights."""
+    if rule.direct:
+        return                            # direct rules leave every layer as it is
     replaced: list[str] = []
     refused: list[str] = []
     for name, module in list(root.named_modules()):
@@ -190,8 +191,6 @@ def _convert_layers(root, rule, conversion, exclude, skip, unsupported, generato
             conversion.feedback.append(name)
             continue
         version = feedback_version(module)
-        if rule.direct:
-            continue                      # direct rules leave every layer as it is
         label = name or "(the model itself)"
         if version is None:
             if _holds_weight_matrix(module):
@@ -268,7 +267,6 @@ def _place_taps(root, engine, conversion, taps) -> None:
                 for t in taps):
             tap = Tap()
             tap.engine = engine
-            engine.hook_taps.append(tap)
             module.register_forward_hook(_TapAfter(tap))
             conversion.taps.append(f"after {name}")
     for t in taps or ():
@@ -283,7 +281,7 @@ def _place_taps(root, engine, conversion, taps) -> None:
     root.register_forward_hook(engine.end)
     if engine.rule.needs_preactivation:
         for module in root.modules():
-            if feedback_version(module) is not None or isinstance(module, FeedbackLayer):
+            if feedback_version(module) is not None:
                 module.register_forward_hook(engine.weight_output)
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .tap import Tap
 
 
 @dataclass
@@ -70,7 +69,6 @@ class DirectEngine:
         self.exact = False          # set by exact_gradients: taps pass everything through
         self.target = None          # the batch's labels, for rules that need them
         self.shapes: list[tuple[int, ...]] | None = None
-        self.hook_taps: list[Tap] = []
         self._records: list[TapRecord] | None = None
         self._probing = False
         self._previous: torch.Tensor | None = None

@@ -61,8 +61,18 @@ def update_alignment(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.
     backward through the same net with every feedback tied to its forward weight and no cut.
     Existing ``.grad`` values are restored afterwards.
     """
-    from .probe import weight_layers
     weights = [layer.weight for layer in weight_layers(net)[:-1]]
     rule_grads, bp_grads = rule_and_bp_gradients(net, rule, x, target, loss_fn, weights)
     return [angle_deg(r, b) if r is not None else math.nan
             for r, b in zip(rule_grads, bp_grads)]
+
+
+def weight_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The weight layers of ``net`` in order, the output layer last: the built-in models say
+    which they are; in any other model, every module with a weight of two or more dimensions
+    (the last one taken as the output layer)."""
+    if hasattr(net, "weight_layers"):
+        return net.weight_layers()
+    return [m for m in net.modules()
+            if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.dim() >= 2
+            and not isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]

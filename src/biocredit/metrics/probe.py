@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from .alignment import angle_deg, rule_and_bp_gradients
+from .alignment import angle_deg, rule_and_bp_gradients, weight_layers
 from .gradients import gradient_norms
 from .saturation import block_activation, is_bounded, saturated_fraction
 
@@ -57,13 +57,3 @@ def probe_metrics(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Ten
         "saturation": saturation,
     }
 
-
-def weight_layers(net: torch.nn.Module) -> list[torch.nn.Module]:
-    """The weight layers of ``net`` in order, the output layer last: the built-in models say
-    which they are; in any other model, every module with a weight of two or more dimensions
-    (the last one taken as the output layer)."""
-    if hasattr(net, "weight_layers"):
-        return net.weight_layers()
-    return [m for m in net.modules()
-            if isinstance(getattr(m, "weight", None), torch.nn.Parameter) and m.weight.dim() >= 2
-            and not isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))]
