@@ -32,7 +32,8 @@ def layer_views(net: Network) -> list[LayerView]:
     engine = engine_of(net)
     direct = []
     if engine is not None and engine.shapes is not None:
-        direct = block_matrices(net.direct_feedback, engine.rule.direct_shapes(engine.shapes))
+        shapes = engine.rule.direct_shapes(engine.shapes)   # none: shallow, node perturbation
+        direct = block_matrices(net.direct_feedback, shapes) if shapes else []
     names = [f"blocks.{i}.layer" for i in range(len(net.blocks))] + ["head.layer"]
     views = []
     for i, (name, layer) in enumerate(zip(names, net.weight_layers())):

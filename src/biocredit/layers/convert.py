@@ -8,9 +8,10 @@ What conversion does depends on the rule's mechanism:
   fixed feedback) ``nn.MultiheadAttention`` in the module tree is replaced by its feedback
   version (same name, weights, dtype, device and hyper-parameters) holding the rule's
   feedback buffer;
-* direct feedback (dfa, dkp, ifa, general): the model's :class:`~biocredit.layers.Tap`
-  markers (or taps placed by ``taps=``) are driven by a :class:`~biocredit.layers.direct.
-  DirectEngine`; the feedback matrices are buffers of the root module.
+* direct feedback (dfa, dkp, ifa, general, shallow, node-perturbation): the model's
+  :class:`~biocredit.layers.Tap` markers (or taps placed by ``taps=``) are driven by a
+  :class:`~biocredit.layers.direct.DirectEngine`; the feedback matrices (node perturbation's
+  noise seed) are buffers of the root module.
 
 The argument is never changed: the result is a deep copy. Its ``biocredit_conversion``
 attribute (a :class:`Conversion`) says what was done.
@@ -138,8 +139,8 @@ def convert(model: nn.Module, rule, *, taps: Sequence[str | type] | None = None,
         if example_input is not None:
             engine.probe(example_input)
     elif taps:
-        raise ValueError(f"taps are for direct rules (dfa, dkp, ifa, general); "
-                         f"{rule.name} sends errors through every layer")
+        raise ValueError("taps are for direct rules (dfa, dkp, ifa, general, shallow, "
+                         f"node-perturbation); {rule.name} sends errors through every layer")
     rule.prepare(new, generator)
     new.register_load_state_dict_post_hook(_keep_feedback_on_load)
     return new

@@ -31,7 +31,8 @@ class TapRecord:
     model input); ``preactivation`` the last weight layer's output before the tap (``a_l``);
     ``activation`` the activation before pooling (the point unless the model says otherwise);
     ``skip`` whether a residual sum lies between the local input and the tap; ``elementwise``
-    whether the point is an element-wise function of the preactivation."""
+    whether the point is an element-wise function of the preactivation; ``output`` the
+    detached tensor the tap returned (kept for rules with ``local_input_grad``)."""
 
     input: torch.Tensor | None
     preactivation: torch.Tensor | None
@@ -39,10 +40,12 @@ class TapRecord:
     point: torch.Tensor
     skip: bool = False
     elementwise: bool = True
+    output: torch.Tensor | None = None
 
 
 class JoinFunction(torch.autograd.Function):
-    """Identity on the model output; its backward turns ``e`` into every tap's signal."""
+    """Identity on the model output; its backward turns ``e`` into every tap's signal (and
+    hands the rule the output itself, with its graph, if it ``needs_output``)."""
 
     @staticmethod
     def forward(output, engine, records, *points):
@@ -52,12 +55,14 @@ class JoinFunction(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         _, engine, records, *_ = inputs
         ctx.engine, ctx.records, ctx.target = engine, records, engine.target
+        ctx.output = inputs[0] if engine.rule.needs_output else None
 
     @staticmethod
     def backward(ctx, error):
         engine, records = ctx.engine, ctx.records
-        ctx.records = None
-        signals = engine.rule.hidden_signals(engine.root, error, records, ctx.target)
+        extra = {} if ctx.output is None else {"output": ctx.output}
+        ctx.records = ctx.output = None
+        signals = engine.rule.hidden_signals(engine.root, error, records, ctx.target, **extra)
         return (error, None, None, *signals)
 
 
@@ -89,13 +94,14 @@ class DirectEngine:
             return h
         if preactivation is None:
             preactivation = self._preactivation
-        records.append(TapRecord(self._previous, preactivation,
-                                 h if activation is None else activation, h, skip, elementwise))
+        record = TapRecord(self._previous, preactivation,
+                           h if activation is None else activation, h, skip, elementwise)
+        records.append(record)
         if self._probing:
             return h
         out = h.detach()
         if self.rule.local_input_grad:
-            out.requires_grad_()
+            record.output = out.requires_grad_()
         self._previous = out
         return out
 

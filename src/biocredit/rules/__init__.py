@@ -17,6 +17,8 @@ from .frsf import FixedRandomSignFeedback
 from .general import GeneralFeedback
 from .ifa import IndirectFeedbackAlignment
 from .kp import KolenPollack
+from .node_perturbation import NodePerturbation
+from .shallow import ShallowLearning
 from .urfb import UpdatedRandomFeedback
 from .usf import UniformSignFeedback
 
@@ -25,7 +27,7 @@ _RULES: dict[str, type[Rule]] = {
     for cls in (Backprop, FeedbackAlignment, DirectFeedbackAlignment, IndirectFeedbackAlignment,
                 KolenPollack, FixedRandomFeedback, UpdatedRandomFeedback, DirectKolenPollack,
                 UniformSignFeedback, BatchRandomSignFeedback, FixedRandomSignFeedback,
-                GeneralFeedback)
+                GeneralFeedback, ShallowLearning, NodePerturbation)
 }
 
 

@@ -168,6 +168,7 @@ class DirectFeedbackRule(FeedbackRule):
     direct = True
     local_input_grad: ClassVar[bool] = False      # taps' outputs require grad (IFA's JVP)
     needs_preactivation: ClassVar[bool] = False   # records a_l at every tap
+    needs_output: ClassVar[bool] = False          # hidden_signals also gets output= (its graph)
 
     def direct_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         """Which taps get a direct projection of ``e`` (default: all of them)."""
@@ -189,7 +190,8 @@ class DirectFeedbackRule(FeedbackRule):
     def hidden_signals(self, root: nn.Module, error: torch.Tensor,
                        records: list[TapRecord], target) -> list[torch.Tensor]:
         """The gradient to inject at each of :meth:`injection_points`, from the output
-        error ``e`` (called inside the backward pass, once per ``loss.backward()``)."""
+        error ``e`` (called inside the backward pass, once per ``loss.backward()``). Rules
+        with ``needs_output`` also get ``output=``, the model output with its graph."""
         raise NotImplementedError
 
 
