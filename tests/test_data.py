@@ -32,7 +32,8 @@ from biocredit.data import download as dl
 from biocredit.data import locate, mnist
 from biocredit.data.idx import parse_idx
 
-NAMES = ["cifar10", "cifar100", "digits", "fashion-mnist", "mnist"]
+NAMES = ["amit-linear", "cifar10", "cifar100", "digits", "fashion-mnist", "linear-teacher", "mnist",
+         "nonlinear-teacher", "synthetic"]
 
 
 @pytest.fixture(autouse=True)

@@ -80,12 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="also write the results to this file")
     bench.set_defaults(func=cmd_bench)
 
-    reproduce = sub.add_parser("reproduce", help="run one of the papers' experiments "
-                                                 "(no name: list them)")
-    reproduce.add_argument("name", nargs="?")
-    reproduce.add_argument("--dry-run", action="store_true", help="print the command only")
+    reproduce = sub.add_parser(
+        "reproduce", help="run one of the papers' experiments, or all of them, and judge "
+                          "the papers' claims (no name: list them)",
+        description="Run a preset (or all) at a budget: smoke (seconds, stand-in data), "
+                    "short (as documented in docs/REPRODUCTION.md) or full (the papers' "
+                    "epochs and seeds). Finished steps are not run again (--force to rerun). "
+                    "Other flags are appended to every command (a later flag wins).")
+    reproduce.add_argument("name", nargs="?", help="a preset name, or all")
     reproduce.add_argument("extra", nargs=argparse.REMAINDER,
-                           help="more flags for the command (a later flag wins)")
+                           help="--budget smoke|short|full, --out DIR, --force, --dry-run, "
+                                "--publish DIR (all: also write REPRODUCTION.md with its "
+                                "figures there), then flags for the commands")
     reproduce.set_defaults(func=cmd_reproduce)
 
     for name, helptext, func in (("rules", "list the learning rules", cmd_rules),
@@ -107,8 +113,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", choices=("scale", "standardize"), default="scale")
     p.add_argument("--validation", type=float, default=0.0,
                    help="hold out this fraction (or count, if >= 1) of the training set")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="use only the first N training examples (quick runs; 0: all)")
+    p.add_argument("--test-size", type=int, metavar="N",
+                   help="use only the first N test examples (0: all)")
     p.add_argument("--task", choices=TASKS, default="classify",
-                   help="classify, or autoencoder (reconstruct the input; loss reconstruction)")
+                   help="classify; autoencoder (reconstruct the input; loss reconstruction); "
+                        "regress (teacher data sets; loss mse, error NSE)")
     p.add_argument("--loss", help=f"one of: {', '.join(losses.available())} (default: ce, "
                                   "or reconstruction for autoencoders)")
     p.add_argument("--strategy", help="general rule: s1, s2 or s3 (Flam-Shepherd)")
@@ -117,6 +128,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--off-class-factor", type=float,
                    help="hinge loss: weight of the off-class terms (default 1)")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--stop-train-error", type=float, default=0.0, metavar="FRACTION",
+                   help="stop once the train error is at most this (Nøkland: 0.0001)")
+    p.add_argument("--freeze", default="",
+                   help="comma-separated parameter names or globs kept fixed, e.g. blocks.0")
+    p.add_argument("--init-from", metavar="MODEL_PT",
+                   help="start from the weights of another run's model.pt (any rule)")
+    p.add_argument("--adversarial", type=float, default=0.0, metavar="EPS",
+                   help="train on fast-gradient-sign adversarial examples x + EPS sign(∇x)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     p.add_argument("--lr", type=float, default=1e-3)
@@ -230,8 +249,12 @@ def config_from(args, spec: str) -> RunConfig:
         taps=[t for t in args.taps.split(",") if t],
         data=args.data, data_dir=args.data_dir, download=not args.no_download,
         normalize=args.normalize,
-        validation=args.validation, epochs=args.epochs,
-        loss=args.loss or ("reconstruction" if args.task == "autoencoder" else "ce"),
+        validation=args.validation, train_size=args.train_size or None,
+        test_size=args.test_size or None,
+        epochs=args.epochs, stop_train_error=args.stop_train_error,
+        freeze=[f for f in args.freeze.split(",") if f], init_from=args.init_from,
+        adversarial=args.adversarial,
+        loss=args.loss or {"autoencoder": "reconstruction", "regress": "mse"}.get(args.task, "ce"),
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
         device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps)
@@ -415,33 +438,74 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def reproduce_options(extra: list[str]):
+    """``reproduce``'s own flags, wherever they stand among the flags for the commands."""
+    from .experiments.presets import BUDGETS
+    p = argparse.ArgumentParser(prog="biocredit reproduce", add_help=False)
+    p.add_argument("--budget", choices=BUDGETS, default="short")
+    p.add_argument("--out")
+    p.add_argument("--publish")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--dry-run", action="store_true")
+    return p.parse_known_args(extra)
+
+
+def run_command(argv: list[str]) -> int:
+    """``main(argv)``, with a usage error (argparse exits) as its exit code."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
+
+
 def cmd_reproduce(args) -> int:
     from .experiments import PRESETS, preset
+    from .experiments.suite import is_done, run_preset
     if args.name is None:
         for p in PRESETS.values():
-            print(f"{p.name:<28} {p.description}")
+            print(f"{p.name:<30} {p.description} ({len(p.claims)} claims)")
         return 0
-    chosen = preset(args.name)
-    extra = [a for a in args.extra if a != "--dry-run"]
-    dry_run = args.dry_run or len(extra) < len(args.extra)
-    argv = [*chosen.argv, *extra]
-    print("biocredit " + " ".join(argv))
-    if chosen.paper:
-        print(f"paper: {chosen.paper}")
-    sys.stdout.flush()
-    if dry_run:
-        for claim in chosen.claims:
-            print(f"claim: {claim.statement}")
-        return 0
-    code = main(argv)
-    if code == 0 and chosen.claims:
-        from .experiments.claims import evaluate, read_results, verdict_table
-        out = argv[len(argv) - 1 - argv[::-1].index("--out") + 1]
-        results = read_results(out)
-        table = verdict_table([evaluate(c, results) for c in chosen.claims])
-        write_text_atomic(Path(out) / "verdicts.md", f"# {chosen.name}\n\n{table}\n")
-        print(table)
-    return code
+    options, extra = reproduce_options(args.extra)
+    chosen = list(PRESETS.values()) if args.name == "all" else [preset(args.name)]
+    root = Path(options.out or (f"runs/reproduction-{options.budget}" if args.name == "all"
+                                else f"runs/{args.name}"))
+    failed = []
+    for p in chosen:
+        folder = root / p.name if args.name == "all" else root
+        if options.dry_run:
+            for step in p.steps:
+                print("biocredit " + " ".join(p.command(step, options.budget, str(folder),
+                                                        extra)))
+            for claim in p.claims:
+                print(f"claim: {claim.statement}")
+            continue
+        print(f"== {p.name}: {p.description}" + (f"\npaper: {p.paper}" if p.paper else ""))
+        if not options.force and is_done(p, options.budget, folder, extra):
+            print(f"(finished already in {folder}; --force runs it again)")
+        else:
+            def announce(argv, skipped):
+                print(("(finished already) " if skipped else "") + "biocredit " + " ".join(argv))
+                sys.stdout.flush()
+            record = run_preset(p, options.budget, folder, run_command, extra,
+                                options.force, announce)
+            if record["status"] != "done":
+                failed.append(p.name)
+                print(f"{p.name} failed at step {record['failed_step']}; going on")
+                continue
+        verdicts = folder / "verdicts.md"
+        if verdicts.is_file():
+            print(verdicts.read_text().split("\n", 2)[2])
+    if args.name == "all" and not options.dry_run:
+        from .experiments.document import write_reproduction
+        command = "biocredit reproduce all --budget " + options.budget + "".join(
+            " " + a for a in extra)
+        files = write_reproduction(chosen, root, options.budget, command, options.publish)
+        print("reproduction written to " + ", ".join(str(f) for f in files))
+    if failed:
+        print(f"biocredit: {len(failed)} preset(s) failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_rules(args) -> int:

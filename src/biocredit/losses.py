@@ -86,7 +86,28 @@ class Reconstruction(Loss):
         return (torch.sigmoid(logits) - target).pow(2).mean(dim=1).sum()
 
 
-_LOSSES = {cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy, Hinge, Reconstruction)}
+class SquaredError(Loss):
+    """Regression (Lillicrap's and Amit's teacher tasks): linear outputs and
+    ``loss = ½ Σ_k (ŷ_k − y_k)²`` averaged over the batch, so ``e = (ŷ − y) / N``. Its
+    "error" is the normalized squared error ``NSE = Σ |ŷ − y|² / Σ |y|²`` over the batch
+    (:func:`~biocredit.training.loop.evaluate` averages it over blocks of 1000 examples)."""
+
+    name = "mse"
+    description = "linear outputs, squared error (regression; error: NSE)"
+
+    def __call__(self, logits, target):
+        return 0.5 * (logits - target).pow(2).sum() / len(logits)
+
+    def predict(self, logits):
+        return logits
+
+    def errors(self, logits, target):
+        """``NSE · N``: the batch's normalized squared error times its size."""
+        return (logits - target).pow(2).sum() / target.pow(2).sum() * len(logits)
+
+
+_LOSSES = {cls.name: cls for cls in (CrossEntropy, BinaryCrossEntropy, Hinge, Reconstruction,
+                                     SquaredError)}
 
 
 def available() -> list[str]:

@@ -23,8 +23,9 @@ class Raw(NamedTuple):
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
-    num_classes: int
+    num_classes: int          # regression: the number of target values per example
     max_value: float
+    regression: bool = False  # targets are float vectors N x num_classes, not labels
 
 
 @dataclass
@@ -50,8 +51,15 @@ class Dataset:
                 continue
             if x.dim() < 2 or tuple(x.shape[1:]) != shape:
                 raise ValueError(f"{split}_x has shape {tuple(x.shape)}; expected N x {shape}")
-            if y.dim() != 1 or len(y) != len(x):
-                raise ValueError(f"{split}_y has shape {tuple(y.shape)}; expected ({len(x)},)")
+            if len(y) != len(x) or (y.dim() != 1 and not (y.dim() == 2 and
+                                                            y.is_floating_point())):
+                raise ValueError(f"{split}_y has shape {tuple(y.shape)}; expected ({len(x)},) "
+                                 f"labels or ({len(x)}, K) regression targets")
+
+    @property
+    def regression(self) -> bool:
+        """Whether the targets are float vectors (a teacher task), not class labels."""
+        return self.train_y.is_floating_point()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -134,7 +142,7 @@ def build(name: str, raw: Raw, *, normalize: str, validation: float | int, split
         return torch.from_numpy(np.array(a, dtype=np.float32)).div_(raw.max_value)
 
     def labels(a) -> torch.Tensor:
-        return torch.from_numpy(np.array(a, dtype=np.int64))
+        return torch.from_numpy(np.array(a, dtype=np.float32 if raw.regression else np.int64))
 
     tr_x, tr_y = images(raw.train_x), labels(raw.train_y)
     te_x, te_y = images(raw.test_x), labels(raw.test_y)

@@ -12,6 +12,8 @@ from .cifar_files import CIFAR10, CIFAR100, load_cifar_raw
 from .dataset import Dataset, Raw, build, check_normalize, check_validation
 from .digits import load_digits_raw
 from .mnist import FASHION_MNIST, MNIST, load_idx_raw
+from .synthetic import load_synthetic_raw
+from .teacher import load_teacher_raw
 
 # name -> loader(data_dir, download) -> Raw
 LOADERS: dict[str, Callable[..., Raw]] = {
@@ -20,6 +22,10 @@ LOADERS: dict[str, Callable[..., Raw]] = {
     "digits": load_digits_raw,
     "fashion-mnist": functools.partial(load_idx_raw, FASHION_MNIST),
     "mnist": functools.partial(load_idx_raw, MNIST),
+    "synthetic": load_synthetic_raw,
+    "linear-teacher": functools.partial(load_teacher_raw, "linear-teacher"),
+    "nonlinear-teacher": functools.partial(load_teacher_raw, "nonlinear-teacher"),
+    "amit-linear": functools.partial(load_teacher_raw, "amit-linear"),
 }
 
 
@@ -30,7 +36,8 @@ def available() -> list[str]:
 
 def load(name: str, *, data_dir: str | os.PathLike | None = None,
          device: torch.device | str = "cpu", normalize: str = "scale",
-         validation: float | int = 0, split_seed: int = 0, download: bool = True) -> Dataset:
+         validation: float | int = 0, split_seed: int = 0, download: bool = True,
+         train_size: int | None = None, test_size: int | None = None) -> Dataset:
     """Load a data set whole, as tensors on ``device``.
 
     name: one of :func:`available` (case and ``_``/``-`` are not significant).
@@ -44,6 +51,8 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None,
         examples held out as ``val_x``/``val_y``, chosen by a permutation drawn from a
         ``torch.Generator`` seeded with ``split_seed``; 0 holds out nothing.
     download: fetch missing files into the cache (MD5-checked, 30 s timeout).
+    train_size, test_size: keep only the first this many examples of the split (before the
+        validation hold-out and the standardization statistics); ``None`` keeps all.
 
     Raises ``ValueError`` for a bad argument, :class:`DatasetNotFoundError` when the files
     are nowhere to be found or fetched, :class:`CorruptDatasetError` for a damaged file.
@@ -53,6 +62,17 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None,
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(available())}")
     check_normalize(normalize)
     check_validation(validation)
-    raw = LOADERS[key](data_dir=data_dir, download=download)
+    raw = subset(LOADERS[key](data_dir=data_dir, download=download), train_size, test_size)
     return build(key, raw, normalize=normalize, validation=validation, split_seed=split_seed,
                  device=device)
+
+
+def subset(raw: Raw, train_size: int | None, test_size: int | None) -> Raw:
+    """The first ``train_size`` training and ``test_size`` test examples of ``raw``."""
+    for name, size in (("train_size", train_size), ("test_size", test_size)):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or size < 1):
+            raise ValueError(f"{name} is a number of examples (at least 1); got {size!r}")
+    train, test = slice(train_size), slice(test_size)
+    return raw._replace(train_x=raw.train_x[train], train_y=raw.train_y[train],
+                        test_x=raw.test_x[test], test_y=raw.test_y[test])

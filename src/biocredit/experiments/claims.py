@@ -2,8 +2,9 @@
 
 A :class:`Claim` is a Python comparison over the runs of a preset, e.g.
 ``dkp.test_error < dfa.test_error``: a name is a rule spec as run (``general:strategy=s1`` is
-written ``general_strategy_s1``), an attribute one of :data:`METRICS` from its summary, and
-only comparisons, ``and``/``or``/``not``, arithmetic, numbers and ``abs``/``min``/``max`` are
+written ``general_strategy_s1``), in a preset of several steps prefixed by the step
+(``deepnet.urfb.test_error``); an attribute is one of :data:`METRICS` from its summary. Only
+comparisons, ``and``/``or``/``not``, arithmetic, numbers and ``abs``/``min``/``max`` are
 allowed. With several seeds a claim *holds* when it holds for the seeds' mean values and for
 more than half of the seeds taken one at a time.
 """
@@ -15,7 +16,9 @@ import re
 import statistics
 from dataclasses import dataclass
 
-METRICS = ("test_error", "train_error", "val_error", "mean_angle_deg")
+METRICS = ("test_error", "train_error", "val_error", "min_test_error", "mean_angle_deg",
+           "first_mean_angle_deg", "mean_wb_correlation", "top_wb_correlation",
+           "epochs_completed")
 FUNCTIONS = {"abs": abs, "min": min, "max": max}
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
             ast.Compare, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BinOp, ast.Add, ast.Sub,
@@ -36,9 +39,8 @@ class Claim:
     note: str = ""
 
     def names(self) -> set[str]:
-        """The rule names the statement reads."""
-        return {node.value.id for node in ast.walk(_parse(self.statement))
-                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)}
+        """The runs the statement reads: ``rule`` or ``step.rule``."""
+        return {run for run, _ in _reads(_parse(self.statement))}
 
 
 @dataclass
@@ -54,41 +56,72 @@ def identifier(spec: str) -> str:
     return re.sub(r"\W", "_", spec)
 
 
+def _run_name(node: ast.expr) -> str | None:
+    """``dkp`` or ``deepnet.urfb`` for the run part of ``run.metric``; else ``None``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}"
+    return None
+
+
+def _reads(tree: ast.Expression) -> list[tuple[str, str]]:
+    """Every ``(run, metric)`` the statement reads, sorted."""
+    return sorted({(_run_name(node.value), node.attr) for node in ast.walk(tree)
+                   if isinstance(node, ast.Attribute) and node.attr in METRICS
+                   and _run_name(node.value) is not None})
+
+
 def _parse(statement: str) -> ast.Expression:
     tree = ast.parse(statement, mode="eval")
+    selectors = {id(node.value) for node in ast.walk(tree)
+                 if isinstance(node, ast.Attribute) and node.attr in METRICS}
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
             raise ValueError(f"claim {statement!r}: {type(node).__name__} is not allowed")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name)
                                                and node.func.id in FUNCTIONS):
             raise ValueError(f"claim {statement!r}: only {', '.join(FUNCTIONS)} may be called")
-        if isinstance(node, ast.Attribute) and node.attr not in METRICS:
+        if isinstance(node, ast.Attribute) and node.attr not in METRICS and \
+                not (id(node) in selectors and _run_name(node) is not None):
             raise ValueError(f"claim {statement!r}: {node.attr!r} is not one of "
                              f"{', '.join(METRICS)}")
+        if isinstance(node, ast.Attribute) and node.attr in METRICS and \
+                _run_name(node.value) is None:
+            raise ValueError(f"claim {statement!r}: {node.attr} must follow a rule or "
+                             "step.rule name")
     return tree
 
 
 class _Run:
-    def __init__(self, values: dict[str, float | None]):
+    def __init__(self, values: dict):
         self.__dict__.update(values)
 
 
 def _value(tree: ast.Expression, runs: dict[str, dict]) -> bool:
-    namespace = {name: _Run(values) for name, values in runs.items()}
+    """The statement's truth with ``runs``: run name (``rule`` or ``step.rule``) -> values."""
+    namespace: dict = {}
+    for name, values in runs.items():
+        step, _, rule = name.rpartition(".")
+        if step:
+            namespace.setdefault(step, {})[rule] = _Run(values)
+        else:
+            namespace[rule] = _Run(values)
+    namespace = {k: _Run(v) if isinstance(v, dict) else v for k, v in namespace.items()}
     return bool(eval(compile(tree, "<claim>", "eval"), {"__builtins__": {}, **FUNCTIONS},
                      namespace))
 
 
 def evaluate(claim: Claim, results: dict[str, list[dict]]) -> Verdict:
-    """Check ``claim`` against ``results``: rule spec -> the summaries of its seeds."""
+    """Check ``claim`` against ``results``: run name (as :func:`read_results` gives it) ->
+    the summaries of its seeds."""
     tree = _parse(claim.statement)
-    by_name = {identifier(spec): summaries for spec, summaries in results.items()}
+    by_name = results
     names = claim.names()
     missing = sorted(n for n in names if not by_name.get(n))
     if missing:
         return Verdict(claim, "not run", f"no runs of {', '.join(missing)}")
-    read = sorted({(node.value.id, node.attr) for node in ast.walk(tree)
-                   if isinstance(node, ast.Attribute)})
+    read = _reads(tree)
     if any(s.get(attr) is None for name, attr in read for s in by_name[name]):
         return Verdict(claim, "not run", "a run lacks a value the claim reads")
     seeds = min(len(by_name[n]) for n in names)
@@ -105,25 +138,39 @@ def evaluate(claim: Claim, results: dict[str, list[dict]]) -> Verdict:
 
 
 def _describe(name: str, attr: str, values: list[float]) -> str:
-    digits = 1 if attr == "mean_angle_deg" else 4
+    digits = 1 if attr.endswith("angle_deg") else 0 if attr == "epochs_completed" else 4
     mean = statistics.fmean(values)
     if len(values) == 1:
         return f"{name}.{attr} {mean:.{digits}f}"
     return f"{name}.{attr} {mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
+    """Header and one row per verdict: claim (with its quote), the paper's figure, ours,
+    verdict (Markdown inline marks)."""
+    rows = [["claim", "paper", "ours", "verdict"]]
+    for v in verdicts:
+        rows.append([f"`{v.claim.statement}` — “{v.claim.quote}” ({v.claim.source})",
+                     v.claim.paper or "lost in our copy", v.ours, f"**{v.status}**"])
+    return rows
+
+
 def verdict_table(verdicts: list[Verdict]) -> str:
     """A Markdown table: claim, the paper's figure, ours, verdict."""
-    lines = ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
-    for v in verdicts:
-        paper = v.claim.paper or "lost in our copy"
-        lines.append(f"| `{v.claim.statement}` — “{v.claim.quote}” ({v.claim.source}) "
-                     f"| {paper} | {v.ours} | **{v.status}** |")
-    return "\n".join(lines)
+    header, *rows = verdict_rows(verdicts)
+    return "\n".join(["| " + " | ".join(header) + " |", "|---|---|---|---|",
+                      *("| " + " | ".join(r) + " |" for r in rows)])
 
 
-def read_results(folder) -> dict[str, list[dict]]:
-    """Rule spec -> its seeds' summaries, from a ``compare`` or ``train`` output folder."""
+def read_results(folder, step: str = "") -> dict[str, list[dict]]:
+    """Run name -> its seeds' summaries, from a ``compare`` or ``train`` output folder: the
+    :func:`identifier` of each rule spec, prefixed by ``step.`` when ``step`` is given."""
+    prefix = f"{step}." if step else ""
+    return {prefix + identifier(spec): summaries
+            for spec, summaries in _read_summaries(folder).items()}
+
+
+def _read_summaries(folder) -> dict[str, list[dict]]:
     from pathlib import Path
 
     from ..training.results import read_json

@@ -32,7 +32,7 @@ def rule_and_bp_gradients(net: torch.nn.Module, rule, x: torch.Tensor, target: t
     backward through the same net with every feedback tied to its forward weight and no cut
     (a plain ``net(x)``, run inside ``during_bp()``, e.g. to watch it with forward hooks).
     Existing ``.grad`` values are restored afterwards. Returns two lists (the rule's entries
-    are ``None`` where it gave a weight no gradient).
+    are ``None`` where it gave a weight no gradient; both are ``None`` for a frozen weight).
     """
     params = [p for p in net.parameters() if p.requires_grad]
     saved = [p.grad for p in params]
@@ -43,8 +43,10 @@ def rule_and_bp_gradients(net: torch.nn.Module, rule, x: torch.Tensor, target: t
             p.grad = None
         rule.backward(net, x, target, loss_fn)
         rule_grads = [w.grad for w in weights]
+        live = [w for w in weights if w.requires_grad]       # frozen weights learn nothing
         with torch.enable_grad(), exact_gradients(net), during_bp():
-            bp_grads = list(torch.autograd.grad(loss_fn(net(x), target), list(weights)))
+            found = iter(torch.autograd.grad(loss_fn(net(x), target), live))
+        bp_grads = [next(found) if w.requires_grad else None for w in weights]
     finally:
         for p, g in zip(params, saved):
             p.grad = g

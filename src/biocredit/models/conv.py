@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..layers import LocallyConnected2d
-from .init import initialize
+from .init import initialize, sparsify
 from .mlp import ACTIVATIONS
 from .network import Block, Network
 
@@ -44,8 +44,6 @@ def build_layers(steps, input_shape, num_classes, *, activation: str,
                          f"{', '.join(sorted(ACTIVATIONS))}")
     if len(input_shape) != 3:
         raise ValueError(f"convolutional models take C x H x W inputs; got {input_shape}")
-    if forward_density != 1.0:
-        raise ValueError("sparse forward connectivity is implemented for MLPs only")
     blocks: list[Block] = []
     shape = tuple(input_shape)
     flat = False
@@ -93,6 +91,8 @@ def build_layers(steps, input_shape, num_classes, *, activation: str,
                  pre=[] if flat else [nn.Flatten()])
     net = Network(blocks, head, input_shape, inject_at=inject_at)
     initialize(net, init)
+    if forward_density < 1.0:
+        sparsify(net, forward_density)
     return net
 
 

@@ -49,19 +49,26 @@ def initialize(model: nn.Module, scheme: str) -> None:
 
 def sparsify(net, density: float) -> None:
     """Keep a random fraction ``density`` of every weight layer's connections, fixed at zero
-    elsewhere: each layer becomes a :class:`~biocredit.layers.FeedbackLinear` tied to its
-    weight (exact BP) with a 0/1 ``weight_mask``, drawn from torch's global generator."""
-    from ..layers import FeedbackLinear
+    elsewhere (Amit's 50 % connectivity): each ``nn.Linear``/``nn.Conv2d`` becomes a
+    :class:`~biocredit.layers.FeedbackLinear`/``FeedbackConv2d`` tied to its weight (exact BP),
+    and it or a ``LocallyConnected2d`` gets a 0/1 ``weight_mask`` drawn from torch's global
+    generator."""
+    from ..layers import FeedbackConv2d, FeedbackLinear, LocallyConnected2d
     from ..layers.feedback_init import sparse_mask
 
     if not 0.0 < density <= 1.0:
         raise ValueError(f"forward_density is the fraction of connections kept, in (0, 1]; "
                          f"got {density}")
     for block in [*net.blocks, net.head]:
-        if not isinstance(block.layer, nn.Linear):
-            raise ValueError(f"sparse connectivity is implemented for linear layers, not "
-                             f"{type(block.layer).__name__}")
-        layer = FeedbackLinear.from_layer(block.layer, None)
+        if isinstance(block.layer, nn.Linear):
+            layer = FeedbackLinear.from_layer(block.layer, None)
+        elif isinstance(block.layer, nn.Conv2d):
+            layer = FeedbackConv2d.from_layer(block.layer, None)
+        elif isinstance(block.layer, LocallyConnected2d):
+            layer = block.layer
+        else:
+            raise ValueError(f"sparse connectivity is implemented for linear, convolutional "
+                             f"and locally connected layers, not {type(block.layer).__name__}")
         layer.set_weight_mask(sparse_mask(tuple(layer.weight.shape), density, None,
                                           layer.weight.dtype))
         block.layer = layer

@@ -17,6 +17,7 @@ ACTIVATIONS = {
     "relu": nn.ReLU,
     # Amit's saturated linearity: clip(h, -1, 1), derivative 1 inside, 0 outside.
     "hardtanh": SaturatedLinear,
+    "linear": nn.Identity,   # linear networks (Lillicrap's and Amit's teacher tasks)
 }
 
 

@@ -66,8 +66,10 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     notes: list[str] = []
     # Classifiers log the fraction misclassified (shown in %); autoencoders the mean squared
     # reconstruction error per pixel (shown as it is).
-    autoencoders = [r.config.get("loss") == "reconstruction" for r in records]
-    scale, unit = (1.0, "MSE per pixel") if all(autoencoders) else (100.0, "%")
+    autoencoders = [r.config.get("loss") in ("reconstruction", "mse") for r in records]
+    regression = all(r.config.get("loss") == "mse" for r in records)
+    scale, unit = (1.0, "NSE" if regression else "MSE per pixel") if all(autoencoders) \
+        else (100.0, "%")
     if any(autoencoders) and not all(autoencoders):
         notes.append("Some runs are autoencoders: their errors are mean squared errors per "
                      "pixel, shown ×100 beside the others' percentages.")
@@ -92,6 +94,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         intro=[f"{len(records)} run{'s' if len(records) != 1 else ''}: "
                + ", ".join(f"{r.label} ({r.folder})" for r in records) + ".",
                ("Errors are percentages of misclassified examples. " if scale == 100.0 else
+                "Errors are normalized squared errors. " if regression else
                 "Errors are mean squared reconstruction errors per pixel. ")
                + "Angles compare each rule's "
                "weight update with back-propagation's on a fixed probe batch of training "
@@ -249,13 +252,14 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
 def _first_layer_mosaic(net, units: int):
     """The mosaic of the first weight layer's first ``units`` units (the effective weight,
     with any connectivity mask) and a line saying what it shows; ``None`` when they are not
-    shaped like the input (or like convolution kernels)."""
+    shaped like an input image (or like convolution kernels)."""
     layer = net.blocks[0].layer
     weight = layer.effective_weight() if hasattr(layer, "effective_weight") else layer.weight
     weight = weight.detach()
     if weight.dim() == 4:  # convolution kernels: out × C × kh × kw
         shape, what = tuple(weight.shape[1:]), "kernels of the first convolution"
-    elif weight.dim() == 2 and weight.shape[1] == math.prod(net.input_shape):
+    elif weight.dim() == 2 and len(net.input_shape) == 3 and \
+            weight.shape[1] == math.prod(net.input_shape):
         shape, what = tuple(net.input_shape), "units of hidden layer 1"
     else:
         return None

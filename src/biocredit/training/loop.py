@@ -27,14 +27,16 @@ StepFn = Callable[[int, Callable[[], float]], None]
 def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, loss_fn,
                 optimizer: torch.optim.Optimizer, batch_size: int,
                 generator: torch.Generator, progress: ProgressFn | None = None,
-                check_every: int = 50, on_step: StepFn | None = None) -> float:
+                check_every: int = 50, on_step: StepFn | None = None,
+                adversarial: float = 0.0) -> float:
     """One pass over ``(x, y)`` in a random order drawn from ``generator``; returns the mean
     training loss. The loss is read back (a device sync) only every ``check_every`` steps,
     to report progress and stop a diverging run with :class:`TrainingDiverged`.
 
     ``on_step(step, mean_loss)`` (if given) is called after every optimizer step with the
     step's number in the epoch (from 1) and a function returning the mean training loss of
-    the epoch so far (calling it syncs the device)."""
+    the epoch so far (calling it syncs the device). ``adversarial = ε > 0`` trains on
+    :func:`fast_gradient_sign` examples instead of the batch itself."""
     net.train()
     n = len(x)
     order = torch.randperm(n, generator=generator).to(x.device)
@@ -48,6 +50,8 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     for step in range(steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
         xb, yb = x[idx], y[idx]
+        if adversarial > 0:
+            xb = fast_gradient_sign(net, loss_fn, xb, yb, adversarial)
         optimizer.zero_grad(set_to_none=True)
         set_targets(net, yb)                # for rules that need labels (auxiliary errors)
         loss = loss_fn(net(xb), yb)
@@ -67,6 +71,19 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
             on_step(step + 1, mean_so_far)
     rule.after_epoch(net)
     return total.item() / n
+
+
+def fast_gradient_sign(net: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor,
+                       epsilon: float) -> torch.Tensor:
+    """Goodfellow et al.'s adversarial examples (Nøkland's ADV rows):
+    ``x + ε sign(∂loss/∂x)``, with the true gradient of the network as it is now (BP through
+    the forward weights, whatever rule trains it)."""
+    from ..layers import exact_gradients
+    x = x.detach().requires_grad_(True)
+    with exact_gradients(net):
+        set_targets(net, y)
+        (grad,) = torch.autograd.grad(loss_fn(net(x), y), x)
+    return (x + epsilon * grad.sign()).detach()
 
 
 @torch.no_grad()

@@ -43,10 +43,16 @@ class RunConfig:
     download: bool = True
     normalize: str = "scale"
     validation: float = 0.0
+    train_size: int | None = None   # keep the first N training examples (None: all)
+    test_size: int | None = None    # keep the first N test examples (None: all)
     task: str = "classify"
     loss: str = "ce"
     loss_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
+    stop_train_error: float = 0.0   # stop once the train error is at most this (0: never)
+    freeze: list[str] = field(default_factory=list)  # parameter names/globs kept fixed
+    init_from: str | None = None    # start from the weights in this model.pt
+    adversarial: float = 0.0        # train on fast-gradient-sign examples with this ε
     batch_size: int = 64
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -66,6 +72,9 @@ class RunConfig:
         if (self.task == "autoencoder") != (self.loss == "reconstruction"):
             raise ValueError("the autoencoder task goes with the reconstruction loss "
                              f"(and only it); got task {self.task!r} with loss {self.loss!r}")
+        if (self.task == "regress") != (self.loss == "mse"):
+            raise ValueError("the regress task goes with the mse loss (and only it); got "
+                             f"task {self.task!r} with loss {self.loss!r}")
         if self.data not in datasets.available():
             raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
                              f"{', '.join(datasets.available())}")
@@ -75,12 +84,24 @@ class RunConfig:
         if self.log_every_steps < 0:
             raise ValueError("log_every_steps must be 0 (off) or a positive step count; got "
                              f"{self.log_every_steps}")
+        if not 0.0 <= self.stop_train_error < 1.0 or not self.adversarial >= 0.0:
+            raise ValueError("stop_train_error is a fraction in [0, 1) and adversarial an "
+                             f"ε >= 0; got {self.stop_train_error} and {self.adversarial}")
         if not self.lr > 0:
             raise ValueError(f"the learning rate must be positive; got {self.lr}")
         resolve_device(self.device)
 
 
-TASKS = ("classify", "autoencoder")
+TASKS = ("classify", "autoencoder", "regress")
+
+
+def check_task(config: RunConfig, dataset: datasets.Dataset) -> None:
+    """Teacher data sets (float targets) go with the regress task, and only they."""
+    if dataset.regression != (config.task == "regress"):
+        raise ValueError(f"data set {config.data!r} has " + (
+            "regression targets: use --task regress" if dataset.regression else
+            f"class labels; the regress task needs a teacher data set (linear-teacher, "
+            f"nonlinear-teacher, amit-linear)"))
 
 
 def targets(config: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -122,15 +143,61 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     net = rule.convert(model, generator=seeded_generator(config.seed, 1),
                        taps=(list(config.taps) or None) if rule.direct else None,
                        example_input=example)
+    if config.init_from:
+        load_weights(net, config.init_from)
+    if config.freeze:
+        freeze(net, config.freeze)
     optimizer = make_optimizer(config.optimizer, trainable(net), config.lr,
                                config.momentum, config.weight_decay)
     return net, rule, losses.create(config.loss, **config.loss_options), optimizer
 
 
+def load_weights(net: torch.nn.Module, path: str) -> None:
+    """Start from the weights of another run's ``model.pt`` (any rule): its parameters and
+    running statistics replace ``net``'s; ``net``'s own feedback state is kept."""
+    from ..layers import conversion_of
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--init-from: no checkpoint at {path}") from None
+    except Exception as err:
+        raise ValueError(f"--init-from: {path} is not a readable model.pt ({err})") from None
+    state = net.state_dict()
+    keys = conversion_of(net).plain_keys
+    missing = sorted(k for k in keys if k not in saved)
+    if missing:
+        raise ValueError(f"--init-from: {path} lacks {', '.join(missing[:5])}"
+                         + (" …" if len(missing) > 5 else "") + "; was it saved from the "
+                         "same model?")
+    for key in keys:
+        if saved[key].shape != state[key].shape:
+            raise ValueError(f"--init-from: {key} has shape {tuple(saved[key].shape)} in "
+                             f"{path}, {tuple(state[key].shape)} in this model")
+        state[key] = saved[key]
+    net.load_state_dict(state)
+
+
+def freeze(net: torch.nn.Module, patterns: list[str]) -> None:
+    """Keep the parameters whose names match a pattern (a name, a prefix ending in a module
+    name, or a glob) fixed: they get no gradient and no optimizer state."""
+    import fnmatch
+    names = [n for n, _ in net.named_parameters()]
+    for pattern in patterns:
+        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)
+                or n.startswith(pattern + ".")]
+        if not hits:
+            raise ValueError(f"--freeze {pattern!r} matches no parameter; parameters: "
+                             + ", ".join(names))
+        for name, p in net.named_parameters():
+            if name in hits:
+                p.requires_grad_(False)
+
+
 def load_dataset(config: RunConfig, device: torch.device) -> datasets.Dataset:
     return datasets.load(config.data, data_dir=config.data_dir, device=device,
                          normalize=config.normalize, validation=config.validation,
-                         download=config.download)
+                         download=config.download, train_size=config.train_size,
+                         test_size=config.test_size)
 
 
 EpochFn = Callable[[dict], None]
@@ -153,6 +220,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
     if dataset is None:
         dataset = load_dataset(config, device)
     dataset = dataset.to(device)
+    check_task(config, dataset)
     net, rule, loss_fn, optimizer = build(config, dataset, device)
     order = seeded_generator(config.seed, 2)
     probe_x = dataset.train_x[:config.probe_size]
@@ -195,7 +263,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             start = time.perf_counter()
             train_loss = train_epoch(net, rule, dataset.train_x, train_t, loss_fn,
                                      optimizer, config.batch_size, order, report,
-                                     on_step=on_step)
+                                     on_step=on_step, adversarial=config.adversarial)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
@@ -214,6 +282,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
                 write_jsonl(out / "steps.jsonl", step_rows)
             if on_epoch is not None:
                 on_epoch(row)
+            if row["train_error"] <= config.stop_train_error:
+                break
         summary["status"] = "completed"
     except TrainingDiverged as err:
         summary["status"] = "diverged"
@@ -227,6 +297,10 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             "train_error": last.get("train_error"),
             "val_error": last.get("val_error"),
             "mean_angle_deg": _mean(last.get("angle_deg", [])),
+            "first_mean_angle_deg": _mean(rows[0].get("angle_deg", [])) if rows else None,
+            "min_test_error": min((r["test_error"] for r in rows), default=None),
+            "mean_wb_correlation": _mean(last.get("wb_correlation", [])),
+            "top_wb_correlation": _last(last.get("wb_correlation", [])),
             "seconds": total_seconds,
         })
         write_json(out / "summary.json", summary)
@@ -254,6 +328,12 @@ def save_reconstructions(net, dataset: datasets.Dataset, out: Path) -> None:
 def _mean(values: list[float]) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else None
+
+
+def _last(values: list[float]) -> float | None:
+    """The top layer's value (lists run from the input up), if finite."""
+    return values[-1] if values and values[-1] is not None and math.isfinite(values[-1]) \
+        else None
 
 
 def save_checkpoint(net: torch.nn.Module, path: Path) -> None:

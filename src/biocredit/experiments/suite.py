@@ -1,0 +1,92 @@
+"""Running presets at a budget, resumably, and judging their claims.
+
+A preset's folder holds one folder per step (or the step's runs directly, for a one-step
+preset), ``step.json`` in each finished step's folder (its command line and wall time; a step
+whose ``step.json`` records the same command is not run again) and, once every step is done,
+``verdicts.md`` and ``reproduction.json`` (budget, commands, wall time, verdicts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from ..training.results import read_json, write_json, write_text_atomic
+from .claims import Verdict, evaluate, read_results, verdict_table
+from .presets import Preset
+
+Runner = Callable[[list[str]], int]   # runs one command line, returns its exit code
+RECORD = "reproduction.json"
+STEP_RECORD = "step.json"
+
+
+def step_folder(root: Path, step) -> Path:
+    return root / step.name if step.name else root
+
+
+def is_done(preset: Preset, budget: str, root: Path, extra: Sequence[str] = ()) -> bool:
+    """Whether ``root`` holds this preset's finished run at this budget, same commands."""
+    record = root / RECORD
+    if not record.is_file():
+        return False
+    done = read_json(record)
+    return done.get("status") == "done" and done.get("budget") == budget and \
+        done.get("commands") == commands(preset, budget, root, extra)
+
+
+def commands(preset: Preset, budget: str, root: Path, extra: Sequence[str] = ()) -> list[list[str]]:
+    return [preset.command(step, budget, str(root), list(extra)) for step in preset.steps]
+
+
+def run_preset(preset: Preset, budget: str, root: str | Path, runner: Runner,
+               extra: Sequence[str] = (), force: bool = False,
+               on_step: Callable[[list[str], bool], None] | None = None) -> dict:
+    """Run ``preset``'s steps at ``budget`` into ``root`` (skipping finished steps unless
+    ``force``), then judge its claims; returns the record written to ``reproduction.json``
+    (``status`` "done", or "failed" with the exit code of the step that failed).
+    ``on_step(argv, skipped)`` is told about each step before it runs."""
+    root = Path(root)
+    record = {"preset": preset.name, "budget": budget,
+              "commands": commands(preset, budget, root, extra), "status": "done"}
+    for step, argv in zip(preset.steps, record["commands"]):
+        folder = step_folder(root, step)
+        marker = folder / STEP_RECORD
+        skipped = not force and marker.is_file() and read_json(marker).get("argv") == argv
+        if on_step is not None:
+            on_step(argv, skipped)
+        if skipped:
+            continue
+        step_start = time.perf_counter()
+        code = runner(argv)
+        if code != 0:
+            record.update(status="failed", exit_code=code, failed_step=step.name or preset.name)
+            break
+        write_json(marker, {"argv": argv, "seconds": time.perf_counter() - step_start})
+    verdicts = judge(preset, root) if record["status"] == "done" else []
+    record["verdicts"] = [{**asdict(v.claim), "status": v.status, "ours": v.ours}
+                          for v in verdicts]
+    # Wall time of every step when it ran (a resumed preset counts its earlier steps too).
+    record["seconds"] = sum(
+        read_json(step_folder(root, s) / STEP_RECORD).get("seconds", 0.0)
+        for s in preset.steps if (step_folder(root, s) / STEP_RECORD).is_file())
+    if verdicts:
+        write_text_atomic(root / "verdicts.md",
+                          f"# {preset.name}\n\n{verdict_table(verdicts)}\n")
+    write_json(root / RECORD, record)
+    return record
+
+
+def results(preset: Preset, root: Path) -> dict[str, list[dict]]:
+    """Every run of the preset's steps, named as the claims name them."""
+    found: dict[str, list[dict]] = {}
+    for step in preset.steps:
+        found.update(read_results(step_folder(root, step), step.name))
+    return found
+
+
+def judge(preset: Preset, root: str | Path) -> list[Verdict]:
+    """The verdict on each of the preset's claims, from the runs in ``root``."""
+    found = results(preset, Path(root))
+    return [evaluate(claim, found) for claim in preset.claims]
