@@ -259,3 +259,27 @@ def test_sparse_conv_nets_keep_their_masked_connections_at_zero(tmp_path):
     for name, mask in masks.items():
         layer = net.get_submodule(name.rsplit(".", 1)[0])
         assert (layer.effective_weight()[mask == 0] == 0).all()
+
+
+def test_output_feedback_angles_follow_lillicraps_definitions():
+    from biocredit import losses, models, rules
+    from biocredit.metrics import output_feedback_angles
+    torch.manual_seed(0)
+    plain = models.create("mlp:1x6:linear", (5,), 3, init_scale=0.3).double()
+    assert plain.blocks[0].layer.weight.abs().max() <= 0.3
+    net = rules.create("fa").convert(plain)
+    x, y = torch.randn(7, 5, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64)
+    loss = losses.create("mse")
+    angles = output_feedback_angles(net, x, y, loss)
+    head = net.head.layer
+    w, b = head.weight.detach().numpy(), head.feedback.numpy()        # both 3 x 6
+    e = (net(x).detach().numpy() - y.numpy()) / len(x)
+
+    def angle(u, v):
+        return np.degrees(np.arccos(np.sum(u * v) / np.linalg.norm(u) / np.linalg.norm(v)))
+    assert angles["hidden_angle_deg"] == pytest.approx(angle(e @ b, e @ w), abs=1e-9)
+    assert angles["pseudo_angle_deg"] == pytest.approx(angle(e @ b, e @ np.linalg.pinv(w).T),
+                                                       abs=1e-9)
+    assert output_feedback_angles(rules.create("dfa").convert(plain), x, y, loss) == {}
+    with pytest.raises(ValueError, match="init_scale"):
+        models.create("mlp:1x6:linear", (5,), 3, init="xavier", init_scale=0.3)

@@ -143,6 +143,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--init", choices=INITS, default="uniform",
                    help="forward weights: uniform ±1/√fan_in, xavier, or zero (Nøkland)")
+    p.add_argument("--init-scale", type=float, metavar="OMEGA",
+                   help="MLPs: draw the uniform init from U(-OMEGA, OMEGA) (Lillicrap's "
+                        "small-weight experiment)")
     p.add_argument("--forward-density", type=float, default=1.0,
                    help="fraction of forward connections kept (fixed random masks)")
     p.add_argument("--taps", default="",
@@ -238,6 +241,8 @@ def config_from(args, spec: str) -> RunConfig:
         model_options["forward_density"] = args.forward_density
     if args.inject_at:
         model_options["inject_at"] = args.inject_at
+    if args.init_scale is not None:
+        model_options["init_scale"] = args.init_scale
     loss_options = {} if args.off_class_factor is None else \
         {"off_class_factor": args.off_class_factor}
     return RunConfig(
@@ -509,10 +514,11 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_rules(args) -> int:
+    width = max(len(name) for name in rules.available())
     for name in rules.available():
         cls = rules.get(name)
         opts = ", ".join(f"{k}={v!r}" for k, v in cls.defaults.items())
-        print(f"{name:<6} {cls.summary}" + (f"  [options: {opts}]" if opts else ""))
+        print(f"{name:<{width}} {cls.summary}" + (f"  [options: {opts}]" if opts else ""))
     return 0
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 METRICS = ("test_error", "train_error", "val_error", "min_test_error", "mean_angle_deg",
            "first_mean_angle_deg", "mean_wb_correlation", "top_wb_correlation",
-           "epochs_completed")
+           "hidden_angle_deg", "pseudo_angle_deg", "epochs_completed")
 FUNCTIONS = {"abs": abs, "min": min, "max": max}
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
             ast.Compare, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BinOp, ast.Add, ast.Sub,

@@ -1,12 +1,12 @@
 """Diagnostics: pure functions over tensors."""
 
 from .alignment import angle_deg, rule_and_bp_gradients, update_alignment
-from .feedback import correlation, feedback_alignment, norm_ratio
+from .feedback import correlation, feedback_alignment, norm_ratio, output_feedback_angles
 from .gradients import gradient_norms
 from .probe import probe_metrics
 from .saturation import block_activation, saturated_fraction
 from .transport import TransportReport, transport_report
 
 __all__ = ["TransportReport", "transport_report", "angle_deg", "block_activation", "correlation", "feedback_alignment",
-           "gradient_norms", "norm_ratio", "probe_metrics", "rule_and_bp_gradients",
+           "gradient_norms", "norm_ratio", "output_feedback_angles", "probe_metrics", "rule_and_bp_gradients",
            "saturated_fraction", "update_alignment"]

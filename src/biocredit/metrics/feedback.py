@@ -38,3 +38,32 @@ def feedback_alignment(net: torch.nn.Module) -> dict[str, list[float]]:
         "wb_angle_deg": [angle_deg(w, m.feedback) for w, m in zip(weights, layers)],
         "feedback_norm_ratio": [norm_ratio(m.feedback, w) for w, m in zip(weights, layers)],
     }
+
+
+def output_feedback_angles(net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
+                           loss_fn) -> dict[str, float]:
+    """Lillicrap's Fig. 4 for the top hidden layer of a net whose output layer has its own
+    feedback ``B`` (FA and kin): with the output error ``e`` on the batch ``(x, target)``,
+    ``hidden_angle_deg`` is the angle between the hidden update ``Δh_FA = B e`` and
+    backprop's ``Δh_BP = Wᵀ e``, ``pseudo_angle_deg`` the angle between ``Δh_FA`` and
+    pseudo-backprop's ``Δh_PBP = W⁺ e`` (``W⁺`` the Moore-Penrose pseudo-inverse of the
+    output weight). Empty for other nets."""
+    from .alignment import weight_layers
+    head = weight_layers(net)[-1]
+    feedback = getattr(head, "feedback", None)
+    if feedback is None or feedback.dim() != 2:
+        return {}
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            logits = net(x)
+        logits = logits.detach().double().requires_grad_(True)
+        with torch.enable_grad():
+            (error,) = torch.autograd.grad(loss_fn(logits, target), logits)
+    finally:
+        net.train(was_training)
+    weight = head.effective_weight().detach().double()      # out × hidden
+    fa = error @ feedback.detach().double()                  # rows: (B e)ᵀ
+    return {"hidden_angle_deg": angle_deg(fa, error @ weight),
+            "pseudo_angle_deg": angle_deg(fa, error @ torch.linalg.pinv(weight).t())}

@@ -11,16 +11,20 @@ INITS = ("uniform", "xavier", "zero")
 
 
 @torch.no_grad()
-def initialize(model: nn.Module, scheme: str) -> None:
+def initialize(model: nn.Module, scheme: str, scale: float | None = None) -> None:
     """Initialise every ``nn.Linear`` / ``nn.Conv*`` of ``model`` in place.
 
-    - ``uniform``: ``W, b ~ U(-1/√fan_in, 1/√fan_in)`` (Nøkland's BP and ReLU nets).
+    - ``uniform``: ``W, b ~ U(-s, s)`` with ``s = scale`` or ``1/√fan_in`` (Nøkland's BP and
+      ReLU nets; Lillicrap's small-weight experiment sets ``scale = ω``).
     - ``xavier``: Glorot-uniform ``W ~ U(±√(6/(fan_in+fan_out)))``, ``b = 0`` (Amit).
     - ``zero``: ``W = 0, b = 0`` (Nøkland's FA/DFA tanh nets).
     Draws come from torch's global generator, so ``torch.manual_seed`` fixes them.
     """
     if scheme not in INITS:
         raise ValueError(f"unknown init {scheme!r}; choose from {', '.join(INITS)}")
+    if scale is not None and (scheme != "uniform" or not scale > 0):
+        raise ValueError(f"init_scale is the bound of the uniform init, > 0; got {scale} with "
+                         f"init {scheme!r}")
     from ..layers import LocallyConnected2d
 
     for m in model.modules():
@@ -32,7 +36,7 @@ def initialize(model: nn.Module, scheme: str) -> None:
         else:
             continue
         if scheme == "uniform":
-            bound = 1.0 / math.sqrt(fan_in)
+            bound = 1.0 / math.sqrt(fan_in) if scale is None else scale
             m.weight.uniform_(-bound, bound)
             if m.bias is not None:
                 m.bias.uniform_(-bound, bound)

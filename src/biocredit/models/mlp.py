@@ -40,7 +40,7 @@ def parse_widths(text: str) -> list[int]:
 def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *,
               dropout_input: float = 0.0, dropout_hidden: float = 0.0,
               init: str = "uniform", bias: bool = True,
-              forward_density: float = 1.0) -> Network:
+              forward_density: float = 1.0, init_scale: float | None = None) -> Network:
     """``mlp:DEPTHxWIDTH:ACTIVATION``, e.g. ``mlp:2x800:tanh``.
 
     Block ``l``: ``h_l = dropout(f(W_l h_{l-1} + b_l))``; the first block flattens its input
@@ -77,7 +77,7 @@ def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *
         fan_in = width
     head = Block(nn.Linear(fan_in, num_classes, bias=bias))
     net = Network(blocks, head, input_shape)
-    initialize(net, init)
+    initialize(net, init, init_scale)
     if forward_density < 1.0:
         sparsify(net, forward_density)
     return net

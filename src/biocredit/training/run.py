@@ -22,7 +22,8 @@ import torch
 
 from .. import data as datasets
 from .. import losses, models, rules
-from ..metrics import feedback_alignment, probe_metrics, transport_report
+from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics,
+                       transport_report)
 from .loop import TrainingDiverged, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .results import write_json, write_jsonl
@@ -276,6 +277,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             row["seconds"] = seconds
             row.update(probe_metrics(net, rule, probe_x, probe_y, loss_fn))
             row.update(feedback_alignment(net))
+            row.update(output_feedback_angles(net, probe_x, probe_y, loss_fn))
             rows.append(row)
             write_jsonl(out / "metrics.jsonl", rows)
             if step_rows:
@@ -301,6 +303,8 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             "min_test_error": min((r["test_error"] for r in rows), default=None),
             "mean_wb_correlation": _mean(last.get("wb_correlation", [])),
             "top_wb_correlation": _last(last.get("wb_correlation", [])),
+            "hidden_angle_deg": last.get("hidden_angle_deg"),
+            "pseudo_angle_deg": last.get("pseudo_angle_deg"),
             "seconds": total_seconds,
         })
         write_json(out / "summary.json", summary)
