@@ -14,7 +14,7 @@ PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"
 
 def summary(test_error, angle=None, train_error=0.1):
     return {"test_error": test_error, "train_error": train_error, "mean_angle_deg": angle,
-            "val_error": None}
+            "first_mean_angle_deg": angle, "val_error": None}
 
 
 CLAIM = Claim("dkp.test_error < dfa.test_error", "quoted", "somewhere")

@@ -472,6 +472,9 @@ def cmd_reproduce(args) -> int:
         return 0
     options, extra = reproduce_options(args.extra)
     chosen = list(PRESETS.values()) if args.name == "all" else [preset(args.name)]
+    listed = chosen
+    if args.name == "all":                   # presets too slow for this budget are left out
+        chosen = [p for p in chosen if options.budget in p.budgets]
     root = Path(options.out or (f"runs/reproduction-{options.budget}" if args.name == "all"
                                 else f"runs/{args.name}"))
     failed = []
@@ -504,7 +507,7 @@ def cmd_reproduce(args) -> int:
         from .experiments.document import write_reproduction
         command = "biocredit reproduce all --budget " + options.budget + "".join(
             " " + a for a in extra)
-        files = write_reproduction(chosen, root, options.budget, command, options.publish)
+        files = write_reproduction(listed, root, options.budget, command, options.publish)
         print("reproduction written to " + ", ".join(str(f) for f in files))
     if failed:
         print(f"biocredit: {len(failed)} preset(s) failed: {', '.join(failed)}",

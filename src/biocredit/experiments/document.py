@@ -48,14 +48,17 @@ def _result_rows(found: dict[str, list[dict]]) -> list[list[str]]:
             for name, runs in found.items()]
 
 
-def preset_blocks(preset: Preset, root: Path) -> tuple[list[Block], dict]:
+def preset_blocks(preset: Preset, root: Path, budget: str) -> tuple[list[Block], dict]:
     """The section of one preset, and its record (``{}`` when it has not run)."""
     blocks = [Block("h3", f"{preset.name}: {preset.description}")]
     if preset.paper:
         blocks.append(Block("p", f"Paper: {preset.paper}"))
     record_path = root / RECORD
-    if not record_path.is_file():
-        blocks.append(Block("p", "Not run at this budget."))
+    if not record_path.is_file() or read_json(record_path).get("budget") != budget:
+        blocks.append(Block("p", "Not run at this budget" + (
+            "" if budget in preset.budgets else
+            f" (it runs at {', '.join(b for b in preset.budgets if b != 'smoke')} only)")
+            + "."))
         return blocks, {}
     record = read_json(record_path)
     blocks.append(Block("code", "\n".join("biocredit " + " ".join(argv)
@@ -97,7 +100,7 @@ def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
             continue
         sections.append(Block("h2", title))
         for preset in chosen:
-            blocks, record = preset_blocks(preset, root / preset.name)
+            blocks, record = preset_blocks(preset, root / preset.name, budget)
             sections += blocks
             statuses = [v["status"] for v in record.get("verdicts", [])]
             ran = record.get("status") == "done"

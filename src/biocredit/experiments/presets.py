@@ -60,6 +60,7 @@ class Preset:
     full: tuple[str, ...] = ()        # flags appended at the full budget
     smoke: tuple[str, ...] = ()       # flags appended after the generic smoke flags
     figures: tuple[str, ...] = ("errors.png", "alignment.png")  # shown in REPRODUCTION.md
+    budgets: tuple[str, ...] = BUDGETS  # where it runs (too slow for short: smoke and full)
 
     def command(self, step: Step, budget: str, root: str, extra=()) -> list[str]:
         """``step``'s command line at ``budget``, writing under the preset folder ``root``."""
@@ -203,6 +204,7 @@ AMIT_FULL = ("--epochs", "1000", "--batch-size", "500", "--seeds", "3", *FULL)
 FLAM_RUN = ("--epochs", "3", "--lr", "3e-4", *FASHION, *SHORT, *NO_TSNE)
 FLAM_FULL = ("--epochs", "100", "--seeds", "3", *FULL)
 STRATEGIES = "general:strategy=s1,general:strategy=s2,general:strategy=s3"
+AUX_STRATEGIES = ",".join(f"general:strategy=s{i}:aux_errors=true" for i in (1, 2, 3))
 LILLICRAP_LINEAR_RUN = ("--task", "regress", "--data", "linear-teacher", "--model",
                         "mlp:1x20:linear", "--optimizer", "sgd", "--lr", "0.002",
                         "--batch-size", "1", "--train-size", "500", "--epochs", "20",
@@ -387,19 +389,22 @@ _PRESETS = [
            source="flam-shepherd", full=FLAM_FULL),
     Preset("flam-shepherd-grid", "Tables 2-3 as a grid: 200/400/800 units x tanh/ReLU/sigmoid, "
                                  "strategies 1-3",
-           tuple(Step(("compare", "--rules", STRATEGIES, "--model",
+           tuple(Step(("compare", "--rules", f"{STRATEGIES},{AUX_STRATEGIES}", "--model",
                        f"mlp:2x{width}:{act}", "--optimizer", "sgd", "--lr", "0.01",
-                       "--init", "xavier", *FLAM_RUN, "--epochs", "2"), f"w{width}_{name}")
+                       "--init", "flam-shepherd", "-O", "feedback_scale=0.5", *FLAM_RUN,
+                       "--epochs", "2"), f"w{width}_{name}")
                  for act, name in (("tanh", "tanh"), ("relu", "relu"), ("logistic", "sigmoid"))
                  for width in (200, 400, 800)),
-           "Flam-Shepherd, Tables 2-3 (MNIST, SGD lr 0.001, 100 epochs; we use SGD lr 0.01)",
+           "Flam-Shepherd, Tables 2-3 (MNIST, SGD lr 0.001 for 100 epochs, Xavier weights, "
+           "N(0, 1) biases, B ~ U(−1/2, 1/2); the short budget uses lr 0.01 for 2 epochs)",
            tuple(Claim(f"w800_{a}.general_strategy_{s}.test_error < "
                        f"w200_{a}.general_strategy_{s}.test_error",
                        "Networks with 200, 400 and 800 neurons in each layer are considered as "
                        "well as Tanh, Relu and Sigmoid activations.", "Flam-Shepherd, Table 2",
                        note="read off Table 2: 2x800 beats 2x200 in every cell")
                  for a in ("tanh", "relu", "sigmoid") for s in ("s1", "s2", "s3")),
-           source="flam-shepherd", figures=("errors.png",), full=FLAM_FULL),
+           source="flam-shepherd", figures=("errors.png",),
+           full=(*FLAM_FULL, "--lr", "0.001")),
     Preset("flam-shepherd-b1-b7",
            "DFA and FA with Flam-Shepherd's structured feedback B1-B7, 2x800 tanh",
            one("compare", "--rules", ",".join(f"{rule}:feedback_init=b{i}" for rule in
@@ -497,6 +502,19 @@ _PRESETS = [
             Claim("simpnet.urfb.mean_wb_correlation > simpnet.frfb.mean_wb_correlation",
                   AMIT_ALIGN, AMIT, note="mean over layers of corr(W_l, R_l)")),
            source="amit", figures=("errors.png", "feedback-correlation.png"), full=AMIT_FULL),
+    Preset("amit-deep", "Amit's deepernet (residual SUM layers) and deepnet_s untied: BP, "
+                        "FRFB, URFB (full budget only: hours on 2 CPU cores)",
+           (Step(("compare", "--model", "amit-deepernet", *AMIT_CONV), "deepernet"),
+            Step(("compare", "--model", "amit-deepnet-s-untied", *AMIT_CONV), "deepnet_s_untied")),
+           "Amit 2019, Figs. 6-9 (CIFAR; lost in our copy). The paper's untied deepnet_s "
+           "starts from a conv-trained, frozen first layer; ours trains untied from the start",
+           (Claim("deepernet.urfb.test_error - deepernet.bp.test_error < "
+                  "deepernet.frfb.test_error - deepernet.urfb.test_error", AMIT_DEEP, AMIT,
+                  note="URFB nearer to BP than to FRFB"),
+            Claim("deepnet_s_untied.bp.test_error <= deepnet_s_untied.urfb.test_error <= "
+                  "deepnet_s_untied.frfb.test_error", AMIT_UNTIED, AMIT)),
+           source="amit", figures=("errors.png", "feedback-correlation.png"), full=AMIT_FULL,
+           budgets=("smoke", "full")),
     # -- Webster (DKP) -------------------------------------------------------------------------
     Preset("dkp-mlp", "DFA against DKP on mlp:2x800:tanh, Fashion-MNIST",
            one("compare", "--rules", "dfa,dkp", "--model", "mlp:2x800:tanh", "--epochs", "5",
@@ -510,8 +528,10 @@ _PRESETS = [
                "--batch-size", "128", *FASHION, *SHORT, *NO_TSNE),
            "Webster et al. (per-layer angles and errors lost in our copy)",
            (Claim("dkp.test_error < dfa.test_error", DKP_GAP, "Webster et al., Abstract"),
-            Claim("dkp.mean_angle_deg < dfa.mean_angle_deg", DKP_BETTER,
-                  "Webster et al., Introduction"),
+            Claim("dkp.first_mean_angle_deg < dfa.first_mean_angle_deg and "
+                  "dkp.mean_angle_deg < dfa.mean_angle_deg", DKP_BETTER,
+                  "Webster et al., Introduction",
+                  note="DKP's angle to BP below DFA's after the first epoch and at the end"),
             Claim("dfa.test_error > bp.test_error", DFA_CONV_POOR, "Webster et al., Abstract")),
            source="webster", full=("--epochs", "50", "--seeds", "3", *FULL)),
 ]

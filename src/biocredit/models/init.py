@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-INITS = ("uniform", "xavier", "zero")
+INITS = ("uniform", "xavier", "zero", "flam-shepherd")
 
 
 @torch.no_grad()
@@ -18,6 +18,7 @@ def initialize(model: nn.Module, scheme: str, scale: float | None = None) -> Non
       ReLU nets; Lillicrap's small-weight experiment sets ``scale = ω``).
     - ``xavier``: Glorot-uniform ``W ~ U(±√(6/(fan_in+fan_out)))``, ``b = 0`` (Amit).
     - ``zero``: ``W = 0, b = 0`` (Nøkland's FA/DFA tanh nets).
+    - ``flam-shepherd``: Glorot-uniform ``W``, ``b ~ N(0, 1)`` (Flam-Shepherd's experiments).
     Draws come from torch's global generator, so ``torch.manual_seed`` fixes them.
     """
     if scheme not in INITS:
@@ -40,11 +41,14 @@ def initialize(model: nn.Module, scheme: str, scale: float | None = None) -> Non
             m.weight.uniform_(-bound, bound)
             if m.bias is not None:
                 m.bias.uniform_(-bound, bound)
-        elif scheme == "xavier":
+        elif scheme in ("xavier", "flam-shepherd"):
             bound = math.sqrt(6.0 / (fan_in + fan_out))
             m.weight.uniform_(-bound, bound)
             if m.bias is not None:
-                m.bias.zero_()
+                if scheme == "xavier":
+                    m.bias.zero_()
+                else:
+                    m.bias.normal_()
         else:
             m.weight.zero_()
             if m.bias is not None:
