@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/biocredit reproduce demo
+	$(BIN)/biocredit reproduce demo --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

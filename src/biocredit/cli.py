@@ -505,8 +505,9 @@ def cmd_reproduce(args) -> int:
             print(verdicts.read_text().split("\n", 2)[2])
     if args.name == "all" and not options.dry_run:
         from .experiments.document import write_reproduction
-        command = "biocredit reproduce all --budget " + options.budget + "".join(
-            " " + a for a in extra)
+        command = " ".join(["biocredit reproduce all --budget", options.budget,
+                            *(["--out", options.out] if options.out else []), *extra,
+                            *(["--publish", options.publish] if options.publish else [])])
         files = write_reproduction(listed, root, options.budget, command, options.publish)
         print("reproduction written to " + ", ".join(str(f) for f in files))
     if failed:
