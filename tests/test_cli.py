@@ -90,6 +90,8 @@ def test_bench_reports_median_step_and_ratio(tmp_path):
     (["train", "--loss", "l1"], "available losses"),
     (["train", "--device", "cuda:0"], "no CUDA"),
     (["train", "-O", "nope=1"], "has the option 'nope'"),
+    (["train", "--rule", "dfa", "-O", "fa.feedback_scale=0.1"], "'fa' is not a rule of this run"),
+    (["compare", "--rules", "bp,fa", "-O", "fa.epsilon=0.1"], "rule 'fa' has no option 'epsilon'"),
     (["compare", "--rules", "bp,zz"], "available rules"),
 ])
 def test_bad_input_gives_a_clear_error(tmp_path, capsys, args, message):

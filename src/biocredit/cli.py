@@ -198,11 +198,20 @@ def parse_rule_options(rule: str, pairs: list[str]) -> dict:
 
 
 def check_rule_options(names: list[str], pairs: list[str]) -> None:
-    """Every plain option must belong to at least one of the rules."""
+    """Every plain option must belong to at least one of the rules, and every
+    ``RULE.KEY`` option to a rule of the run that has ``KEY``."""
     for pair in pairs:
         key = pair.partition("=")[0]
-        if "." not in key and not any(key in rules.get(n).defaults for n in names):
+        target, dot, name = key.rpartition(".")
+        if not dot and not any(key in rules.get(n).defaults for n in names):
             raise ValueError(f"no rule among {', '.join(names)} has the option {key!r}")
+        if dot and target not in names:
+            raise ValueError(f"-O {pair}: {target!r} is not a rule of this run "
+                             f"({', '.join(names)})")
+        if dot and name not in rules.get(target).defaults:
+            valid = ", ".join(sorted(rules.get(target).defaults)) or "none"
+            raise ValueError(f"-O {pair}: rule {target!r} has no option {name!r}; its "
+                             f"options: {valid}")
 
 
 def flag_options(args) -> list[str]:
