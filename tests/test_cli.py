@@ -93,6 +93,11 @@ def test_bench_reports_median_step_and_ratio(tmp_path):
     (["train", "--rule", "dfa", "-O", "fa.feedback_scale=0.1"], "'fa' is not a rule of this run"),
     (["compare", "--rules", "bp,fa", "-O", "fa.epsilon=0.1"], "rule 'fa' has no option 'epsilon'"),
     (["compare", "--rules", "bp,zz"], "available rules"),
+    (["train", "--forward-density", "5"], "forward_density is the fraction"),
+    (["bench", "--steps", "0"], "steps must be an integer of at least 1"),
+    (["bench", "--batch-size", "0"], "batch_size must be an integer of at least 1"),
+    (["bench", "--classes", "0"], "num_classes must be an integer of at least 2"),
+    (["bench", "--input-shape", "0x28x28"], "input_shape needs positive sizes"),
 ])
 def test_bad_input_gives_a_clear_error(tmp_path, capsys, args, message):
     code = main([*args, "--quiet", "--out", str(tmp_path / "x")] if args[0] != "bench"

@@ -91,7 +91,7 @@ def build_layers(steps, input_shape, num_classes, *, activation: str,
                  pre=[] if flat else [nn.Flatten()])
     net = Network(blocks, head, input_shape, inject_at=inject_at)
     initialize(net, init)
-    if forward_density < 1.0:
+    if forward_density != 1.0:       # sparsify refuses densities outside (0, 1]
         sparsify(net, forward_density)
     return net
 

@@ -78,6 +78,6 @@ def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *
     head = Block(nn.Linear(fan_in, num_classes, bias=bias))
     net = Network(blocks, head, input_shape)
     initialize(net, init, init_scale)
-    if forward_density < 1.0:
+    if forward_density != 1.0:       # sparsify refuses densities outside (0, 1]
         sparsify(net, forward_density)
     return net

@@ -29,6 +29,12 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     the unconverted model (``"torch"``: plain PyTorch, the floor), the reference for
     ``ratio_to_torch``.
     """
+    for label, value, least in (("batch_size", batch_size, 1), ("steps", steps, 1),
+                                 ("warmup", warmup, 0), ("num_classes", num_classes, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{label} must be an integer of at least {least}; got {value!r}")
+    if not input_shape or any(d < 1 for d in input_shape):
+        raise ValueError(f"input_shape needs positive sizes; got {tuple(input_shape)}")
     names = list(dict.fromkeys(["bp", *rule_names]))
     for name in names:
         rules.get(name)
