@@ -157,9 +157,8 @@ def verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
 
 def verdict_table(verdicts: list[Verdict]) -> str:
     """A Markdown table: claim, the paper's figure, ours, verdict."""
-    header, *rows = verdict_rows(verdicts)
-    return "\n".join(["| " + " | ".join(header) + " |", "|---|---|---|---|",
-                      *("| " + " | ".join(r) + " |" for r in rows)])
+    from ..report.markdown import markdown_table
+    return markdown_table(verdict_rows(verdicts))
 
 
 def read_results(folder, step: str = "") -> dict[str, list[dict]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..report.html import STYLE, data_uri
+from ..report.markdown import markdown_table
 from ..training.results import read_json, write_text_atomic
 from .claims import Claim, Verdict, verdict_rows
 from .presets import PAPERS, Preset
@@ -133,10 +134,7 @@ def render_markdown(blocks: list[Block], image_link) -> str:
         elif b.kind == "code":
             out.append("```\n" + b.text + "\n```")
         elif b.kind == "table":
-            header, *rows = [[c.replace("|", "\\|") for c in r] for r in b.rows]
-            out.append("\n".join(["| " + " | ".join(header) + " |",
-                                  "|" + "---|" * len(header),
-                                  *("| " + " | ".join(r) + " |" for r in rows)]))
+            out.append(markdown_table(b.rows))
         elif b.kind == "image":
             out.append(f"![{b.text}]({image_link(b.image)})")
     return "\n\n".join(out) + "\n"

@@ -12,6 +12,14 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def markdown_table(rows: list[list[str]]) -> str:
+    """A Markdown table: the first row is the header; ``|`` in a cell is escaped."""
+    header, *body = rows
+    return "\n".join(["| " + " | ".join(_cell(h) for h in header) + " |",
+                      "|" + "|".join("---" for _ in header) + "|",
+                      *("| " + " | ".join(_cell(c) for c in row) + " |" for row in body)])
+
+
 def render_markdown(content: Content, base: Path) -> str:
     """Markdown text for ``content``; image paths are written relative to ``base`` (the
     folder the report goes to)."""
@@ -19,11 +27,7 @@ def render_markdown(content: Content, base: Path) -> str:
     for line in content.intro:
         lines += [line, ""]
     lines += ["## Summary", ""]
-    lines.append("| " + " | ".join(_cell(h) for h in content.table_header) + " |")
-    lines.append("|" + "|".join("---" for _ in content.table_header) + "|")
-    for row in content.table_rows:
-        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
-    lines.append("")
+    lines += [markdown_table([content.table_header, *content.table_rows]), ""]
     for section in content.sections:
         lines += [f"## {section.title}", "", section.text, ""]
         for image in section.images:
