@@ -264,7 +264,8 @@ def test_one_seed_of_several_is_the_single_seed_run(tmp_path):
           "1", "--seeds", "4,5", "--quiet", "--out", str(several)])
     a = read_jsonl(single / "metrics.jsonl")
     b = read_jsonl(several / "seed-5" / "metrics.jsonl")
-    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "run_id")}
+                         for r in rows]
     assert drop(a) == drop(b)
     seeds = json.loads((several / "seeds.json").read_text())
     assert seeds["seeds"] == [4, 5] and seeds["statistics"]["test_error"]["n"] == 2

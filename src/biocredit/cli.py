@@ -3,39 +3,81 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
 from pathlib import Path
+
+import torch
 
 from . import data as datasets
 from . import losses, models, rules
 from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
 from .training.seeds import parse_seeds, seed_statistics
-from .training.run import TASKS
-from .training.results import slug, write_json, write_text_atomic
+from .training.folder import locked, new_run_id, prepare, unique_folder
+from .training.interrupt import RunInterrupted, stop_on_signals
+from .training.run import TASKS, read_json_file
+from .training.results import read_json, slug, write_json
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; every failure ends in one line on stderr and a non-zero exit code
+    (a Python traceback only with ``--debug``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:                 # --help, or a usage error (one line)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    args.argv = argv
     try:
         return args.func(args)
     except TrainingDiverged as err:
         print(f"biocredit: training diverged: {err}. What was written so far is kept.",
               file=sys.stderr)
         return 1
-    except (ValueError, FileNotFoundError) as err:
-        print(f"biocredit: error: {err}", file=sys.stderr)
+    except RunInterrupted as err:
+        print(f"biocredit: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("biocredit: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"biocredit: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"biocredit: internal error: {type(err).__name__}: {one_line(err)} (run again "
+              "with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line, naming the file for operating-system errors."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the argument (``--help`` shows the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="biocredit",
         description="Train networks with feedback alignment and its relatives; compare them "
                     "with back-propagation.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train one rule and write a run folder")
@@ -111,7 +153,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-download", action="store_true",
                    help="never download a missing dataset")
     p.add_argument("--normalize", choices=("scale", "standardize"), default="scale")
-    p.add_argument("--validation", type=float, default=0.0,
+    p.add_argument("--validation", type=fraction_or_count, default=0.0,
                    help="hold out this fraction (or count, if >= 1) of the training set")
     p.add_argument("--train-size", type=int, metavar="N",
                    help="use only the first N training examples (quick runs; 0: all)")
@@ -175,8 +217,23 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="examples in the fixed batch used for the alignment angles")
     p.add_argument("--log-every-steps", type=int, default=0, metavar="K",
                    help="also log the probe metrics every K steps to steps.jsonl (0: off)")
-    p.add_argument("--out", help="run folder (default: under runs/)")
+    p.add_argument("--divergence-factor", type=float, default=100.0, metavar="F",
+                   help="stop as diverged when the training loss exceeds F times the initial "
+                        "loss (at least F; 0: only NaN/inf stops a run)")
+    p.add_argument("--out", help="run folder (default: a new folder under runs/, named by the "
+                                 "run and its start time)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="clear --out first if it holds another run")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last finished epoch (with it: "
+                        "only --epochs, --device, --quiet)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def fraction_or_count(text: str) -> float | int:
+    """``--validation``: a fraction in [0, 1) or a whole count of examples (>= 1)."""
+    value = float(text)
+    return int(value) if value >= 1 and value.is_integer() else value
 
 
 def parse_rule_options(rule: str, pairs: list[str]) -> dict:
@@ -271,7 +328,8 @@ def config_from(args, spec: str) -> RunConfig:
         loss=args.loss or {"autoencoder": "reconstruction", "regress": "mse"}.get(args.task, "ce"),
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
-        device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps)
+        device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps,
+        divergence_factor=args.divergence_factor)
 
 
 class ProgressBar:
@@ -297,7 +355,8 @@ class ProgressBar:
             self.bar = None
 
 
-def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None) -> dict:
+def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None, *,
+              resume: bool = False, overwrite: bool = False) -> dict:
     bar = ProgressBar(config.rule, enabled=not quiet)
 
     def on_epoch(row):
@@ -308,25 +367,142 @@ def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None) -> dict:
                   f"train error {row['train_error']:.4f}  test error {row['test_error']:.4f}  "
                   f"angle to BP [{angles}]°  {row['seconds']:.1f}s", file=sys.stderr)
     try:
-        return run(config, out, dataset=dataset, progress=bar, on_epoch=on_epoch)
+        return run(config, out, dataset=dataset, progress=bar, on_epoch=on_epoch,
+                   resume=resume, overwrite=overwrite)
     finally:
         bar.close()
 
 
+RESUME_FLAGS = {"--resume", "--epochs", "--device", "--quiet", "--debug"}
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The options written on the command line (not their values)."""
+    return {t.split("=")[0] for t in argv
+            if t.startswith("-") and len(t) > 1 and not (t[1].isdigit() or t[1] == ".")}
+
+
+def resumed(args, command: str):
+    """The arguments of the run in ``args.resume``, as first given (from its ``run.json``),
+    with this command line's ``--epochs``, ``--device`` and ``--quiet``; ``None`` for a
+    single training run (its ``config.json`` is enough)."""
+    folder = Path(args.resume)
+    given = given_flags(args.argv)
+    extra = sorted(given - RESUME_FLAGS - {"--no-report", "--tsne-size"})
+    if extra:
+        raise ValueError(f"--resume continues a run as it was made; only --epochs, --device "
+                         f"and --quiet may go with it (got {', '.join(extra)})")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--resume {folder}: no such run folder")
+    record_path = folder / RUN_RECORD
+    if not record_path.is_file():
+        if command == "train" and (folder / "config.json").is_file():
+            return None
+        raise ValueError(f"--resume {folder}: it holds no biocredit {command} run (no "
+                         f"{RUN_RECORD}" + (" or config.json)" if command == "train" else ")"))
+    record = read_json_file(record_path)
+    if not isinstance(record, dict) or not isinstance(record.get("argv"), list):
+        raise ValueError(f"{record_path} is not a biocredit run record (corrupt?)")
+    if record.get("command") != command:
+        raise ValueError(f"--resume {folder}: it holds a {record.get('command')} run; resume "
+                         f"it with biocredit {record.get('command')} --resume {folder}")
+    again = build_parser().parse_args([str(a) for a in record["argv"]])
+    for flag, name in (("--epochs", "epochs"), ("--device", "device"), ("--quiet", "quiet"),
+                       ("--no-report", "no_report"), ("--tsne-size", "tsne_size")):
+        if flag in given:
+            setattr(again, name, getattr(args, name))
+    again.argv, again.resume, again.out, again.overwrite = record["argv"], str(folder), \
+        str(folder), False
+    again.run_id = record.get("run_id")
+    return again
+
+
+RUN_RECORD = "run.json"
+
+
+def write_run_record(out: Path, args, command: str) -> None:
+    """``run.json`` of a folder of several runs: its id and the command line that made it
+    (``--resume`` re-reads it)."""
+    write_json(out / RUN_RECORD, {"run_id": getattr(args, "run_id", None) or new_run_id(),
+                                  "command": command, "argv": args.argv})
+
+
+def resume_single(args) -> int:
+    """``train --resume DIR`` for a one-seed run: its ``config.json`` says everything."""
+    from .report.runs import run_config
+    folder = Path(args.resume)
+    saved = read_json_file(folder / "config.json")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{folder / 'config.json'} does not hold a run's config (corrupt?)")
+    given = given_flags(args.argv)
+    config = run_config(saved, args.device if "--device" in given else
+                        saved.get("device", "cpu"))
+    if "--epochs" in given:
+        config.epochs = args.epochs
+    with stop_on_signals():
+        summary = run_interruptible(config, folder, args.quiet, "train", resume=True)
+    report_run(summary, folder)
+    return 0
+
+
+def run_interruptible(config: RunConfig, folder: Path, quiet: bool, command: str,
+                      resume_dir: Path | None = None, **options) -> dict:
+    """:func:`train_one`, saying how to resume when a signal stops it."""
+    try:
+        return train_one(config, folder, quiet, **options)
+    except RunInterrupted as err:
+        where = resume_dir or folder
+        err.args = (f"{err}; the run in {folder} can continue from epoch "
+                    f"{epochs_done(folder)}: biocredit {command} --resume {where}",)
+        raise
+
+
+def epochs_done(folder: Path) -> int:
+    try:
+        return read_json(folder / "summary.json").get("resume_epoch", 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def report_run(summary: dict, folder: Path) -> None:
+    errors = ", ".join(f"{key.replace('_', ' ')} {summary[key]:.4f}"
+                       for key in ("test_error", "train_error") if summary.get(key) is not None)
+    print(f"{summary['rule']}: {errors or 'no epoch finished'}, {summary['seconds']:.1f}s "
+          f"-> {folder}")
+
+
+def default_out(base: str) -> Path:
+    return unique_folder(f"runs/{base}")
+
+
 def cmd_train(args) -> int:
+    if args.resume:
+        again = resumed(args, "train")
+        if again is None:
+            return resume_single(args)
+        args = again
     check_rule_options([parse_rule_spec(args.rule)[0]], args.rule_option + flag_options(args))
     seeds = parse_seeds(args.seeds, args.seed)
-    out = Path(args.out or f"runs/{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}"
-                           f"-s{args.seed}" + (f"-n{len(seeds)}" if len(seeds) > 1 else ""))
+    config_from(args, args.rule).validate()
+    out = Path(args.out) if args.out else default_out(
+        f"{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}-s{args.seed}"
+        + (f"-n{len(seeds)}" if len(seeds) > 1 else ""))
+    resume = bool(args.resume)
     summaries = []
-    for seed in seeds:
-        config = config_from(args, args.rule)
-        config.seed = seed
-        folder = out / f"seed-{seed}" if len(seeds) > 1 else out
-        summary = train_one(config, folder, args.quiet)
-        summaries.append(summary)
-        print(f"{summary['rule']}: test error {summary['test_error']:.4f}, train error "
-              f"{summary['train_error']:.4f}, {summary['seconds']:.1f}s -> {folder}")
+    with stop_on_signals(), contextlib.ExitStack() as stack:
+        if len(seeds) > 1:
+            stack.enter_context(locked(out))
+            prepare(out, overwrite=args.overwrite, resume=resume)
+            write_run_record(out, args, "train")
+        for seed in seeds:
+            config = config_from(args, args.rule)
+            config.seed = seed
+            folder = out / f"seed-{seed}" if len(seeds) > 1 else out
+            summary = run_interruptible(config, folder, args.quiet, "train", out,
+                                        resume=resume,
+                                        overwrite=args.overwrite and len(seeds) == 1)
+            summaries.append(summary)
+            report_run(summary, folder)
     transport = summaries[-1]["weight_transport"]
     print(f"weight transport: {transport['free']} of {transport['free'] + transport['transport']}"
           " parameters learn without it" + (f"; the rule's feedback carries "
@@ -340,7 +516,22 @@ def cmd_train(args) -> int:
     return 0
 
 
+def check_compatible(configs: dict[str, RunConfig], dataset, device) -> None:
+    """Build every run of a comparison once (model, rule, optimizer) before any trains, so
+    a rule that does not fit the model fails now, not after the others trained."""
+    from .training.run import build, check_task
+    for spec, config in configs.items():
+        check_task(config, dataset)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            try:
+                build(config, dataset, device)
+            except ValueError as err:
+                raise ValueError(f"{spec}: {err}") from None
+
+
 def cmd_compare(args) -> int:
+    if args.resume:
+        args = resumed(args, "compare")
     specs = [n.strip() for n in args.rules.split(",") if n.strip()]
     if not specs:
         raise ValueError("--rules needs at least one rule name")
@@ -351,37 +542,72 @@ def cmd_compare(args) -> int:
     configs = {spec: config_from(args, spec) for spec in specs}
     for config in configs.values():
         config.validate()
-    out = Path(args.out or f"runs/compare-{slug(args.data)}-{slug(args.model)}-s{args.seed}")
-    from .training.run import load_dataset, resolve_device
-    dataset = load_dataset(configs[specs[0]], resolve_device(args.device))
     seeds = parse_seeds(args.seeds, args.seed)
+    out = Path(args.out) if args.out else default_out(
+        f"compare-{slug(args.data)}-{slug(args.model)}-s{args.seed}")
+    from .training.run import load_dataset, resolve_device
+    device = resolve_device(args.device)
+    resume = bool(args.resume)
     runs: dict[str, dict[int, dict]] = {spec: {} for spec in specs}
     folders: dict[str, Path] = {}
-    for spec in specs:
-        for seed in seeds:
-            config = config_from(args, spec)
-            config.seed = seed
-            name = spec
-            if len(seeds) > 1:
-                config.label = name = f"{spec} s{seed}"
-            folders[name] = out / slug(spec) / f"seed-{seed}" if len(seeds) > 1 \
-                else out / slug(spec)
-            runs[spec][seed] = train_one(config, folders[name], args.quiet, dataset)
+    diverged: set[str] = set()
+    stopped = None
+    with locked(out):
+        prepare(out, overwrite=args.overwrite, resume=resume)
+        dataset = load_dataset(configs[specs[0]], device)
+        check_compatible(configs, dataset, device)
+        write_run_record(out, args, "compare")
+        with stop_on_signals():
+            for spec, seed in ((spec, seed) for spec in specs for seed in seeds):
+                config = config_from(args, spec)
+                config.seed = seed
+                name = spec
+                if len(seeds) > 1:
+                    config.label = name = f"{spec} s{seed}"
+                folder = out / slug(spec) / f"seed-{seed}" if len(seeds) > 1 \
+                    else out / slug(spec)
+                try:
+                    runs[spec][seed] = run_interruptible(config, folder, args.quiet, "compare",
+                                                         out, dataset=dataset, resume=resume)
+                except TrainingDiverged as err:
+                    runs[spec][seed] = err.summary
+                    diverged.add(spec)
+                    print(f"biocredit: {name} diverged: {err}; going on with the others",
+                          file=sys.stderr)
+                except RunInterrupted as err:
+                    stopped = err
+                    break
+                folders[name] = folder
+        finished = {spec: r for spec, r in runs.items() if r}
+        if finished:
+            write_comparison(args, out, configs, seeds, finished, folders, dataset, diverged)
+    if stopped is not None:
+        raise stopped
+    return 0
+
+
+def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
+                     diverged: set[str]) -> None:
+    """``comparison.json``, the table, and the report, of the runs that finished."""
+    specs = list(runs)
+    marked = {spec: spec + (" (diverged)" if spec in diverged else "") for spec in specs}
     shared = dataclasses.asdict(configs[specs[0]])
     for key in ("rule", "label", "rule_options", "seed"):
         shared.pop(key)
+    run_id = read_json(out / RUN_RECORD)["run_id"]
     if len(seeds) == 1:
         summaries = {spec: runs[spec][seeds[0]] for spec in specs}
-        write_json(out / "comparison.json", {"config": {**shared, "seed": seeds[0]},
+        write_json(out / "comparison.json", {"run_id": run_id,
+                                             "config": {**shared, "seed": seeds[0]},
                                              "rules": summaries})
-        print(format_table(summaries))
+        print(format_table({marked[s]: v for s, v in summaries.items()}))
     else:
         stats = {spec: seed_statistics(list(runs[spec].values())) for spec in specs}
         write_json(out / "comparison.json", {
-            "config": shared, "seeds": seeds, "rules": stats,
+            "run_id": run_id, "config": shared, "seeds": seeds, "rules": stats,
             "runs": {spec: {str(seed): s for seed, s in runs[spec].items()} for spec in specs},
             "folders": [str(f.relative_to(out)) for f in folders.values()]})
-        print(format_table(stats))
+        print(format_table({marked[s]: v for s, v in stats.items()}))
     print(f"runs written to {out}")
     if args.task == "autoencoder":
         from .training.autoencoder import combine_reconstructions
@@ -390,7 +616,6 @@ def cmd_compare(args) -> int:
         from .report import write_report
         files = write_report(list(folders.values()), out, tsne_size=args.tsne_size)
         print(f"report written to {files.html} (and {files.markdown.name})")
-    return 0
 
 
 def cmd_report(args) -> int:
@@ -425,9 +650,10 @@ def format_table(summaries: dict[str, dict]) -> str:
                          f"{s['seconds']['mean']:>9.1f} "
                          f"{'-' if angle is None else pm('mean_angle_deg', 1):>16}")
             continue
-        angle = "-" if s["mean_angle_deg"] is None else f"{s['mean_angle_deg']:.1f}"
-        lines.append(f"{name:<{width}} {s['test_error']:>10.4f} {s['train_error']:>11.4f} "
-                     f"{s['seconds']:>9.1f} {angle:>16}")
+        def value(key, digits=4):
+            return "-" if s.get(key) is None else f"{s[key]:.{digits}f}"
+        lines.append(f"{name:<{width}} {value('test_error'):>10} {value('train_error'):>11} "
+                     f"{value('seconds', 1):>9} {value('mean_angle_deg', 1):>16}")
     return "\n".join(lines)
 
 
@@ -455,21 +681,13 @@ def cmd_bench(args) -> int:
 def reproduce_options(extra: list[str]):
     """``reproduce``'s own flags, wherever they stand among the flags for the commands."""
     from .experiments.presets import BUDGETS
-    p = argparse.ArgumentParser(prog="biocredit reproduce", add_help=False)
+    p = OneLineParser(prog="biocredit reproduce", add_help=False)
     p.add_argument("--budget", choices=BUDGETS, default="short")
     p.add_argument("--out")
     p.add_argument("--publish")
     p.add_argument("--force", action="store_true")
     p.add_argument("--dry-run", action="store_true")
     return p.parse_known_args(extra)
-
-
-def run_command(argv: list[str]) -> int:
-    """``main(argv)``, with a usage error (argparse exits) as its exit code."""
-    try:
-        return main(argv)
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
 
 
 def cmd_reproduce(args) -> int:
@@ -479,7 +697,10 @@ def cmd_reproduce(args) -> int:
         for p in PRESETS.values():
             print(f"{p.name:<30} {p.description} ({len(p.claims)} claims)")
         return 0
-    options, extra = reproduce_options(args.extra)
+    try:
+        options, extra = reproduce_options(args.extra)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 2
     chosen = list(PRESETS.values()) if args.name == "all" else [preset(args.name)]
     listed = chosen
     if args.name == "all":                   # presets too slow for this budget are left out
@@ -503,7 +724,7 @@ def cmd_reproduce(args) -> int:
             def announce(argv, skipped):
                 print(("(finished already) " if skipped else "") + "biocredit " + " ".join(argv))
                 sys.stdout.flush()
-            record = run_preset(p, options.budget, folder, run_command, extra,
+            record = run_preset(p, options.budget, folder, main, extra,
                                 options.force, announce)
             if record["status"] != "done":
                 failed.append(p.name)

@@ -59,7 +59,7 @@ def run_preset(preset: Preset, budget: str, root: str | Path, runner: Runner,
         if skipped:
             continue
         step_start = time.perf_counter()
-        code = runner(argv)
+        code = runner(argv + ["--overwrite"])     # an unfinished step starts afresh
         if code != 0:
             record.update(status="failed", exit_code=code, failed_step=step.name or preset.name)
             break

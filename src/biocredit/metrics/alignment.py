@@ -13,9 +13,12 @@ from ..layers import exact_gradients
 
 def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
     """Angle in degrees between ``a`` and ``b`` seen as flat vectors:
-    ``arccos(⟨a, b⟩ / (‖a‖ ‖b‖))``; NaN when either is zero."""
+    ``arccos(⟨a, b⟩ / (‖a‖ ‖b‖))``; NaN when either is zero (no direction), infinity when
+    either is not finite (a diverged run)."""
     a, b = a.detach().flatten().double(), b.detach().flatten().double()
     denom = a.norm() * b.norm()
+    if not torch.isfinite(denom):
+        return math.inf
     if denom == 0:
         return math.nan
     cos = (a @ b / denom).clamp(-1.0, 1.0)
@@ -31,10 +34,13 @@ def rule_and_bp_gradients(net: torch.nn.Module, rule, x: torch.Tensor, target: t
     The net is put in eval mode (no dropout) for both passes; BP's gradient is one extra
     backward through the same net with every feedback tied to its forward weight and no cut
     (a plain ``net(x)``, run inside ``during_bp()``, e.g. to watch it with forward hooks).
-    Existing ``.grad`` values are restored afterwards. Returns two lists (the rule's entries
+    Existing ``.grad`` values (of parameters and buffers) are restored afterwards, so a probe
+    changes nothing of the training. Returns two lists (the rule's entries
     are ``None`` where it gave a weight no gradient; both are ``None`` for a frozen weight).
     """
-    params = [p for p in net.parameters() if p.requires_grad]
+    # learned feedback (DKP's) keeps its gradient in a buffer's .grad: a probe must not add to it
+    params = [p for p in net.parameters() if p.requires_grad] + \
+        [b for b in net.buffers() if b.grad is not None or b.dtype.is_floating_point]
     saved = [p.grad for p in params]
     was_training = net.training
     net.eval()

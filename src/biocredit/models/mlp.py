@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import nn
 
 from ..layers import SaturatedLinear
@@ -37,6 +36,21 @@ def parse_widths(text: str) -> list[int]:
     return widths
 
 
+MAX_LAYERS = 1000
+MAX_PARAMETERS = 2_000_000_000
+
+
+def check_size(widths: list[int], fan_in: int, num_classes: int) -> None:
+    """Refuse, before allocating anything, an MLP deeper than :data:`MAX_LAYERS` or with more
+    than :data:`MAX_PARAMETERS` weights (a typo such as ``mlp:100000x1`` or ``2x8000000``)."""
+    sizes = [fan_in, *widths, num_classes]
+    count = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    if len(widths) > MAX_LAYERS or count > MAX_PARAMETERS:
+        raise ValueError(f"an MLP with {len(widths):,} hidden layers and {count:,} parameters "
+                         f"is beyond what biocredit builds (at most {MAX_LAYERS:,} layers and "
+                         f"{MAX_PARAMETERS:,} parameters); check the model spec")
+
+
 def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *,
               dropout_input: float = 0.0, dropout_hidden: float = 0.0,
               init: str = "uniform", bias: bool = True,
@@ -63,6 +77,7 @@ def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *
             raise ValueError(f"{name} is the fraction of units dropped, in [0, 1); got {p}")
 
     fan_in = math.prod(input_shape)
+    check_size(widths, fan_in, num_classes)
     blocks = []
     for i, width in enumerate(widths):
         pre: list[nn.Module] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..training.results import read_json, slug
+from ..training.results import slug
 from ..training.run import RunConfig, build, load_dataset
 
 
@@ -38,21 +38,68 @@ class RunRecord:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """The rows of a JSON-lines file; a line that is not a JSON object is an error naming
+    the file and the line."""
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}, line {number}: not a JSON object (truncated or "
+                                 "corrupt)")
+            rows.append(row)
+    return rows
+
+
+def read_object(path: Path) -> dict:
+    """A JSON file that must hold an object, with a one-line error naming it otherwise."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            value = json.load(f)
+    except ValueError:
+        raise ValueError(f"{path} is not valid JSON (truncated or corrupt)") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not the object a run "
+                         "writes (corrupt?)")
+    return value
 
 
 def read_run(folder: str | os.PathLike) -> RunRecord:
-    """Read a run folder (see :mod:`biocredit.training.run`)."""
+    """Read a run folder (see :mod:`biocredit.training.run`); files of different runs in
+    one folder (their ``run_id`` differs) are an error."""
     folder = Path(folder)
     for name in ("config.json", "metrics.jsonl"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a run folder: it has no {name}")
-    summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+    summary = read_object(folder / "summary.json") if (folder / "summary.json").is_file() \
+        else {}
     steps = read_jsonl(folder / "steps.jsonl") if (folder / "steps.jsonl").is_file() else []
-    config = read_json(folder / "config.json")
-    return RunRecord(folder, config, summary, read_jsonl(folder / "metrics.jsonl"), steps,
-                     label=config.get("label") or config.get("rule", folder.name))
+    config = read_object(folder / "config.json")
+    metrics = read_jsonl(folder / "metrics.jsonl")
+    check_one_run(folder, {"config.json": [config], "summary.json": [summary],
+                           "metrics.jsonl": metrics, "steps.jsonl": steps})
+    label = config.get("label") or config.get("rule", folder.name)
+    return RunRecord(folder, config, summary, metrics, steps, label=str(label))
+
+
+def check_one_run(folder: Path, files: dict[str, list[dict]]) -> None:
+    """Every ``run_id`` in a run folder's files must be the same (folders written before
+    run ids existed have none, and pass)."""
+    seen: dict[str, str] = {}
+    for name, rows in files.items():
+        for row in rows:
+            run_id = row.get("run_id")
+            if run_id is not None:
+                seen.setdefault(str(run_id), name)
+    if len(seen) > 1:
+        which = ", ".join(f"{name} is run {run_id}" for run_id, name in seen.items())
+        raise ValueError(f"{folder} mixes files of different runs ({which}); run it again "
+                         "with --overwrite")
 
 
 def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
@@ -61,13 +108,13 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
     folders = []
     for path in map(Path, paths):
         if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
-            comparison = read_json(path / "comparison.json")
+            comparison = read_object(path / "comparison.json")
             if "folders" in comparison:           # several seeds: every run
-                folders += [path / f for f in comparison["folders"]]
+                folders += [path / str(f) for f in comparison["folders"]]
             else:
-                folders += [path / slug(name) for name in comparison.get("rules", {})]
+                folders += [path / slug(str(name)) for name in comparison.get("rules", {})]
         elif (path / "seeds.json").is_file() and not (path / "config.json").is_file():
-            folders += [path / f for f in read_json(path / "seeds.json")["folders"]]
+            folders += [path / str(f) for f in read_object(path / "seeds.json").get("folders", [])]
         else:
             folders.append(path)
     if not folders:
@@ -115,14 +162,19 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
     folder = Path(folder)
     if not (folder / "model.pt").is_file():
         raise FileNotFoundError(f"{folder} has no model.pt (the run saved no network)")
-    config = run_config(read_json(folder / "config.json"), device)
+    config = run_config(read_object(folder / "config.json"), device)
     torch_device = torch.device(device)
     if dataset is None:
         dataset = load_dataset(config, torch_device)
     dataset = dataset.to(torch_device)
     with torch.random.fork_rng(devices=[torch_device] if torch_device.type == "cuda" else []):
         net, _, _, _ = build(config, dataset, torch_device)
-    state = torch.load(folder / "model.pt", map_location=torch_device, weights_only=True)
-    net.load_state_dict(state)
+    try:
+        state = torch.load(folder / "model.pt", map_location=torch_device, weights_only=True)
+        net.load_state_dict(state)
+    except Exception as err:
+        raise ValueError(f"{folder / 'model.pt'} cannot be loaded into the run's model: it "
+                         f"is truncated, corrupt or from another run "
+                         f"({type(err).__name__})") from None
     net.eval()
     return net, dataset

@@ -48,6 +48,7 @@ class Rule:
     direct: ClassVar[bool] = False            # drives taps from the output error
     learns_feedback: ClassVar[bool] = False   # changes its feedback after optimizer steps
     transports: ClassVar[str] = ""            # what of W its feedback is made from, if any
+    option_types: ClassVar[dict[str, type]] = {}  # of options whose default is None
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.defaults))
@@ -55,6 +56,9 @@ class Rule:
             valid = ", ".join(sorted(self.defaults)) or "none"
             raise ValueError(f"rule {self.name!r} has no option {', '.join(unknown)}; "
                              f"its options: {valid}")
+        for key, value in options.items():
+            check_option_type(self.name, key, value, self.defaults[key],
+                              self.option_types.get(key))
         self.options = {**self.defaults, **options}
 
     def __repr__(self) -> str:
@@ -96,6 +100,29 @@ class Rule:
         """Called after ``load_state_dict``: refresh state derived from the weights."""
 
 
+_NUMBER = "a number"
+_KINDS = {bool: "true or false", int: _NUMBER, float: _NUMBER, str: "a name", dict: "an object"}
+
+
+def check_option_type(rule: str, key: str, value: Any, default: Any,
+                      declared: type | None) -> None:
+    """An option's value must have its default's type (any number for a number; the
+    declared type, or ``None``, for an option whose default is ``None``); numbers finite."""
+    kind = declared or type(default)
+    if value is None and default is None:
+        return
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind in (int, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ValueError(f"rule {rule!r}: option {key} must be {_KINDS.get(kind, kind.__name__)}"
+                         f"; got {value!r}")
+
+
 def set_targets(net: nn.Module, target: torch.Tensor) -> None:
     """Hand the batch's labels to a converted model whose rule needs them (auxiliary errors)
     before its forward pass; a no-op for every other model."""
@@ -115,6 +142,7 @@ class FeedbackRule(Rule):
     """A rule with feedback matrices, drawn as its options say."""
 
     defaults = FEEDBACK_OPTIONS
+    option_types = {"feedback_scale": float}
 
     def make_feedback(self, shape: tuple[int, ...], fan_in: int,
                       generator: torch.Generator | None, like: torch.Tensor):

@@ -71,6 +71,7 @@ class GeneralFeedback(DirectFeedbackAlignment):
     summary = "general feedback (Flam-Shepherd): direct, from-above and from-below errors mixed"
     defaults = {**FEEDBACK_OPTIONS, "strategy": "s1", "sources": None, "weights": None,
                 "aux_errors": False}
+    option_types = {"feedback_scale": float, "sources": str, "weights": dict}
     needs_preactivation = True
 
     def layer_sources(self, depth: int) -> list[tuple[str, ...]]:

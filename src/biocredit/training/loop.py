@@ -14,10 +14,14 @@ from collections.abc import Callable
 import torch
 
 from ..rules import set_targets
+from .interrupt import check_stop
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite, or grew past its bound; ``summary`` is the
+    run's summary when :func:`biocredit.training.run` raised it."""
+
+    summary: dict | None = None
 
 
 ProgressFn = Callable[[int, int, float], None]
@@ -28,10 +32,12 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
                 optimizer: torch.optim.Optimizer, batch_size: int,
                 generator: torch.Generator, progress: ProgressFn | None = None,
                 check_every: int = 50, on_step: StepFn | None = None,
-                adversarial: float = 0.0) -> float:
+                adversarial: float = 0.0, loss_bound: float = math.inf) -> float:
     """One pass over ``(x, y)`` in a random order drawn from ``generator``; returns the mean
     training loss. The loss is read back (a device sync) only every ``check_every`` steps,
-    to report progress and stop a diverging run with :class:`TrainingDiverged`.
+    to report progress and stop a diverging run with :class:`TrainingDiverged` (a loss that
+    is not finite, or above ``loss_bound``). After every step it honours a stop asked for by
+    a signal (:func:`biocredit.training.interrupt.check_stop`).
 
     ``on_step(step, mean_loss)`` (if given) is called after every optimizer step with the
     step's number in the epoch (from 1) and a function returning the mean training loss of
@@ -65,10 +71,16 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
             if not math.isfinite(mean):
                 raise TrainingDiverged(f"the training loss became {mean} at step {step + 1} "
                                        "of the epoch; try a smaller learning rate")
+            if mean > loss_bound:
+                raise TrainingDiverged(f"the training loss reached {mean:.4g} at step "
+                                       f"{step + 1} of the epoch, above its bound "
+                                       f"{loss_bound:.4g} (--divergence-factor); try a "
+                                       "smaller learning rate")
             if progress is not None:
                 progress(step + 1, steps, mean)
         if on_step is not None:
             on_step(step + 1, mean_so_far)
+        check_stop()
     rule.after_epoch(net)
     return total.item() / n
 

@@ -2,14 +2,17 @@
 
 ``out/config.json`` (the full config), ``out/metrics.jsonl`` (one row per epoch),
 ``out/steps.jsonl`` (with ``log_every_steps = k``: the probe metrics every ``k`` steps),
-``out/summary.json`` and ``out/model.pt`` (the trained network's ``state_dict``, feedback
-included), each written atomically. A diverging run stops with :class:`TrainingDiverged`
-after writing what it had, with ``"status": "diverged"`` in its summary.
+``out/summary.json``, ``out/model.pt`` (the network's ``state_dict`` after the last finished
+epoch, feedback included) and ``out/checkpoint.ckpt`` (everything needed to resume), each
+written atomically, each carrying the run's id. A diverging run stops with
+:class:`TrainingDiverged` after writing what it had, with ``"status": "diverged"`` in its
+summary; a signal stops it with ``"status": "interrupted"``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import time
@@ -24,9 +27,12 @@ from .. import data as datasets
 from .. import losses, models, rules
 from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics,
                        transport_report)
+from .folder import (CHECKPOINT, RunFolderError, load_checkpoint, locked, new_run_id,
+                     prepare, save_checkpoint)
+from .interrupt import RunInterrupted, check_stop
 from .loop import TrainingDiverged, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
-from .results import write_json, write_jsonl
+from .results import read_json, write_bytes_atomic, write_json, write_jsonl
 
 
 @dataclass
@@ -63,6 +69,7 @@ class RunConfig:
     device: str = "cpu"
     probe_size: int = 256
     log_every_steps: int = 0  # also log the probe metrics every k steps to steps.jsonl (0: off)
+    divergence_factor: float = 100.0  # stop when the loss exceeds this × max(initial, 1) (0: off)
 
     def validate(self) -> None:
         """Fail early, with a clear message, on names and values that cannot work."""
@@ -88,8 +95,13 @@ class RunConfig:
         if not 0.0 <= self.stop_train_error < 1.0 or not self.adversarial >= 0.0:
             raise ValueError("stop_train_error is a fraction in [0, 1) and adversarial an "
                              f"ε >= 0; got {self.stop_train_error} and {self.adversarial}")
-        if not self.lr > 0:
-            raise ValueError(f"the learning rate must be positive; got {self.lr}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ValueError(f"the learning rate must be positive and finite; got {self.lr}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise ValueError(f"a seed is a whole number in [0, 2^32); got {self.seed}")
+        if not self.divergence_factor >= 0:
+            raise ValueError("divergence_factor is 0 (off) or a factor > 0 over the initial "
+                             f"loss; got {self.divergence_factor}")
         resolve_device(self.device)
 
 
@@ -101,8 +113,8 @@ def check_task(config: RunConfig, dataset: datasets.Dataset) -> None:
     if dataset.regression != (config.task == "regress"):
         raise ValueError(f"data set {config.data!r} has " + (
             "regression targets: use --task regress" if dataset.regression else
-            f"class labels; the regress task needs a teacher data set (linear-teacher, "
-            f"nonlinear-teacher, amit-linear)"))
+            "class labels; the regress task needs a teacher data set (linear-teacher, "
+            "nonlinear-teacher, amit-linear)"))
 
 
 def targets(config: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -116,16 +128,26 @@ def num_outputs(config: RunConfig, dataset: datasets.Dataset) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available)."""
+    """``cpu``, ``cuda``, ``cuda:N``, ``mps`` (Apple GPUs, where torch has them) or ``auto``
+    (CUDA when available)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for, but this torch build sees no CUDA "
-                         "GPU; use --device cpu")
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} was asked for, but this torch build sees no "
+                             "CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: there are only {torch.cuda.device_count()} "
+                             "CUDA devices (cuda:0 …)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} was asked for, but this machine has no Apple GPU "
+                         "(MPS); use --device cpu")
     return device
 
 
@@ -207,17 +229,84 @@ EpochFn = Callable[[dict], None]
 def run(config: RunConfig, out_dir: str | os.PathLike, *,
         dataset: datasets.Dataset | None = None,
         progress: Callable[[int, int, int, float], None] | None = None,
-        on_epoch: EpochFn | None = None) -> dict:
+        on_epoch: EpochFn | None = None, resume: bool = False,
+        overwrite: bool = False) -> dict:
     """Train as ``config`` says and write the results to ``out_dir``; returns the summary.
 
-    ``progress(epoch, step, steps, mean_loss)`` is called during each epoch,
-    ``on_epoch(row)`` after it. ``dataset`` may be given to share one loaded copy.
+    ``out_dir`` is locked while the run writes. A folder holding another run is refused
+    unless ``overwrite`` (clear it first) or ``resume``: continue from its checkpoint (the
+    config must be the run's own, ``epochs`` and ``device`` aside), bit for bit as if it had
+    not stopped; a finished run is returned as it is. ``progress(epoch, step, steps,
+    mean_loss)`` is called during each epoch, ``on_epoch(row)`` after it. ``dataset`` may be
+    given to share one loaded copy. A diverging run raises :class:`TrainingDiverged`, a
+    signal :class:`~biocredit.training.interrupt.RunInterrupted`, each after writing the
+    summary (status ``diverged`` / ``interrupted``).
     """
     config.validate()
     device = resolve_device(config.device)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", dataclasses.asdict(config))
+    with locked(out):
+        prepare(out, overwrite=overwrite, resume=resume)
+        state = resume_state(config, out) if resume else None
+        if state is not None and state.finished:
+            return read_json(out / "summary.json")
+        return _train(config, out, device, dataset, progress, on_epoch, state)
+
+
+@dataclass
+class ResumeState:
+    """What a run folder holds to continue from: its run id and, once an epoch finished,
+    its checkpoint."""
+
+    run_id: str
+    checkpoint: dict | None
+    finished: bool = False
+
+
+RESUMABLE_CHANGES = ("epochs", "device")   # what a resumed run may change in its config
+
+
+def resume_state(config: RunConfig, out: Path) -> ResumeState | None:
+    """The run to continue in ``out`` (``None``: nothing there yet, start afresh)."""
+    if not (out / "config.json").is_file():
+        return None
+    saved = read_json_file(out / "config.json")
+    if not isinstance(saved, dict) or "run_id" not in saved:
+        raise RunFolderError(f"{out / 'config.json'} is not a biocredit run's config; "
+                             "cannot resume from it")
+    mine = dataclasses.asdict(config)
+    changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and k in saved
+                     and saved[k] != mine[k])
+    if changed:
+        raise RunFolderError(f"--resume {out}: the run was made with other settings "
+                             f"({', '.join(f'{k}: {saved[k]!r} there, {mine[k]!r} now' for k in changed[:3])}); "
+                             "a resumed run may change only " + " and ".join(RESUMABLE_CHANGES))
+    if not (out / CHECKPOINT).is_file():
+        prepare(out, overwrite=True)        # stopped before its first epoch: start again
+        return ResumeState(saved["run_id"], None)
+    checkpoint = load_checkpoint(out / CHECKPOINT)
+    if checkpoint.get("run_id") != saved["run_id"]:
+        raise RunFolderError(f"{out} mixes two runs: its checkpoint is run "
+                             f"{checkpoint.get('run_id')}, its config.json run "
+                             f"{saved['run_id']}; start again with --overwrite")
+    rows = checkpoint["rows"]
+    finished = checkpoint["epoch"] >= config.epochs or \
+        rows[-1]["train_error"] <= config.stop_train_error
+    return ResumeState(saved["run_id"], checkpoint, finished)
+
+
+def read_json_file(path: Path):
+    """:func:`read_json`, with a one-line error naming a file that is not JSON."""
+    try:
+        return read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        raise RunFolderError(f"{path} is not valid JSON (truncated or corrupt)") from None
+
+
+def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress, on_epoch,
+           state: ResumeState | None) -> dict:
+    run_id = state.run_id if state is not None else new_run_id()
+    write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
     if dataset is None:
         dataset = load_dataset(config, device)
     dataset = dataset.to(device)
@@ -232,8 +321,18 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
 
     rows: list[dict] = []
     step_rows: list[dict] = []  # with log_every_steps: the probe metrics every k steps
+    checkpoint = state.checkpoint if state is not None else None
+    if checkpoint is not None:
+        restore(checkpoint, net, optimizer, order, device)
+        rows, step_rows = list(checkpoint["rows"]), list(checkpoint["step_rows"])
+        initial_loss = checkpoint["initial_loss"]
+    else:
+        initial_loss = evaluate(net, probe_x, probe_y, loss_fn)[0]
+    loss_bound = config.divergence_factor * max(initial_loss, 1.0) \
+        if config.divergence_factor > 0 else math.inf
     steps_per_epoch = math.ceil(len(dataset.train_x) / config.batch_size)
     summary = {
+        "run_id": run_id,
         "rule": config.rule, "label": config.label or config.rule,
         "rule_options": config.rule_options, "model": config.model,
         "data": config.data, "task": config.task, "loss": config.loss,
@@ -244,9 +343,9 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
         "weight_transport": transport_report(net, probe_x[:2]).summary(),
         "status": "running",
     }
-    total_seconds = 0.0
+    write_json(out / "summary.json", summary)
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(len(rows) + 1, config.epochs + 1):
             def report(step, steps, mean, epoch=epoch):
                 if progress is not None:
                     progress(epoch, step, steps, mean)
@@ -256,20 +355,20 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
                 def on_step(step, mean_loss, epoch=epoch,
                             offset=(epoch - 1) * steps_per_epoch):
                     if (offset + step) % config.log_every_steps == 0:
-                        step_rows.append({"step": offset + step, "epoch": epoch,
-                                          "train_loss": mean_loss(),
+                        step_rows.append({"run_id": run_id, "step": offset + step,
+                                          "epoch": epoch, "train_loss": mean_loss(),
                                           **probe_metrics(net, rule, probe_x, probe_y,
                                                           loss_fn)})
 
             start = time.perf_counter()
             train_loss = train_epoch(net, rule, dataset.train_x, train_t, loss_fn,
                                      optimizer, config.batch_size, order, report,
-                                     on_step=on_step, adversarial=config.adversarial)
+                                     on_step=on_step, adversarial=config.adversarial,
+                                     loss_bound=loss_bound)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
-            total_seconds += seconds
-            row = {"epoch": epoch, "train_loss": train_loss}
+            row = {"run_id": run_id, "epoch": epoch, "train_loss": train_loss}
             _, row["train_error"] = evaluate(net, dataset.train_x, train_t, loss_fn)
             row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, test_t, loss_fn)
             if val_t is not None:
@@ -278,43 +377,98 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
             row.update(probe_metrics(net, rule, probe_x, probe_y, loss_fn))
             row.update(feedback_alignment(net))
             row.update(output_feedback_angles(net, probe_x, probe_y, loss_fn))
+            check_finite(net, row)
             rows.append(row)
             write_jsonl(out / "metrics.jsonl", rows)
             if step_rows:
                 write_jsonl(out / "steps.jsonl", step_rows)
+            save_model(net, out / "model.pt")
+            save_checkpoint(out / CHECKPOINT, {
+                "run_id": run_id, "epoch": epoch, "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(), "rng": rng_states(order, device),
+                "rows": rows, "step_rows": step_rows, "initial_loss": initial_loss})
             if on_epoch is not None:
                 on_epoch(row)
             if row["train_error"] <= config.stop_train_error:
                 break
+            check_stop()
         summary["status"] = "completed"
     except TrainingDiverged as err:
         summary["status"] = "diverged"
         summary["message"] = str(err)
+        err.summary = summary
+        raise
+    except (RunInterrupted, KeyboardInterrupt) as err:
+        summary["status"] = "interrupted"
+        summary["message"] = str(err) or "stopped by KeyboardInterrupt"
         raise
     finally:
-        last = rows[-1] if rows else {}
-        summary.update({
-            "epochs_completed": len(rows),
-            "test_error": last.get("test_error"),
-            "train_error": last.get("train_error"),
-            "val_error": last.get("val_error"),
-            "mean_angle_deg": _mean(last.get("angle_deg", [])),
-            "first_mean_angle_deg": _mean(rows[0].get("angle_deg", [])) if rows else None,
-            "min_test_error": min((r["test_error"] for r in rows), default=None),
-            "mean_wb_correlation": _mean(last.get("wb_correlation", [])),
-            "top_wb_correlation": _last(last.get("wb_correlation", [])),
-            "hidden_angle_deg": last.get("hidden_angle_deg"),
-            "pseudo_angle_deg": last.get("pseudo_angle_deg"),
-            "seconds": total_seconds,
-        })
+        summary.update(final_metrics(rows))
+        summary["resume_epoch"] = len(rows)
         write_json(out / "summary.json", summary)
         if step_rows:
             write_jsonl(out / "steps.jsonl", step_rows)
-        if rows:
-            save_checkpoint(net, out / "model.pt")
-            if config.task == "autoencoder":
-                save_reconstructions(net, dataset, out)
+        if rows and summary["status"] == "completed" and config.task == "autoencoder":
+            save_reconstructions(net, dataset, out)
     return summary
+
+
+def final_metrics(rows: list[dict]) -> dict:
+    """The summary's view of the epoch rows: the last epoch's errors and angles, the first
+    epoch's mean angle, the best test error, the training time."""
+    last = rows[-1] if rows else {}
+    return {
+        "epochs_completed": len(rows),
+        "test_error": last.get("test_error"),
+        "train_error": last.get("train_error"),
+        "val_error": last.get("val_error"),
+        "mean_angle_deg": _mean(last.get("angle_deg", [])),
+        "first_mean_angle_deg": _mean(rows[0].get("angle_deg", [])) if rows else None,
+        "min_test_error": min((r["test_error"] for r in rows), default=None),
+        "mean_wb_correlation": _mean(last.get("wb_correlation", [])),
+        "top_wb_correlation": _last(last.get("wb_correlation", [])),
+        "hidden_angle_deg": last.get("hidden_angle_deg"),
+        "pseudo_angle_deg": last.get("pseudo_angle_deg"),
+        "seconds": sum(r["seconds"] for r in rows),
+    }
+
+
+def check_finite(net: torch.nn.Module, row: dict) -> None:
+    """Stop with :class:`TrainingDiverged` when a weight or a gradient (an angle to BP)
+    is no longer finite, though the loss may still be."""
+    params = [p.detach() for p in net.parameters()]
+    if params and not torch.stack([torch.isfinite(p).all() for p in params]).all():
+        raise TrainingDiverged(f"weights became infinite or NaN in epoch {row['epoch']}; try "
+                               "a smaller learning rate")
+    if any(a is not None and math.isinf(a) for a in row.get("angle_deg", [])):
+        raise TrainingDiverged(f"the gradients became infinite or NaN in epoch {row['epoch']} "
+                               "(the angles to BP cannot be measured); try a smaller "
+                               "learning rate")
+
+
+def rng_states(order: torch.Generator, device: torch.device) -> dict:
+    """Every random state a run draws from after it is built: torch's global generator
+    (dropout), CUDA's on a GPU, and the data order's generator."""
+    states = {"torch": torch.get_rng_state(), "order": order.get_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore(checkpoint: dict, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            order: torch.Generator, device: torch.device) -> None:
+    """Put a freshly built run back where ``checkpoint`` left it."""
+    try:
+        net.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise RunFolderError(f"the checkpoint does not fit this run's model "
+                             f"({str(err).splitlines()[0]})") from None
+    rng = checkpoint["rng"]
+    torch.set_rng_state(rng["torch"])
+    order.set_state(rng["order"])
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], device)
 
 
 def save_reconstructions(net, dataset: datasets.Dataset, out: Path) -> None:
@@ -340,7 +494,8 @@ def _last(values: list[float]) -> float | None:
         else None
 
 
-def save_checkpoint(net: torch.nn.Module, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(net.state_dict(), tmp)
-    os.replace(tmp, path)
+def save_model(net: torch.nn.Module, path: Path) -> None:
+    """``model.pt``: the network's ``state_dict`` (feedback state included), atomically."""
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    write_bytes_atomic(path, buffer.getvalue())

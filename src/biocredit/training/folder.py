@@ -1,0 +1,173 @@
+"""A run folder's safety: its run id, an exclusive lock while a run writes to it, the rule
+that a new run never writes over another, and checksummed checkpoints.
+
+A folder *holds a run* when it has any of :data:`RUN_MARKERS`. A new run refuses such a
+folder unless told to overwrite it (which clears it first) or to resume it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .results import write_bytes_atomic
+
+try:                                    # POSIX; elsewhere runs are not locked
+    import fcntl
+except ImportError:                     # pragma: no cover
+    fcntl = None
+
+CHECKPOINT = "checkpoint.ckpt"
+LOCK = ".lock"
+RUN_MARKERS = ("run.json", "config.json", "summary.json", "metrics.jsonl", "comparison.json",
+               "seeds.json", CHECKPOINT)
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (in use, holds another run, corrupt)."""
+
+
+def new_run_id() -> str:
+    """``YYYYmmdd-HHMMSS-xxxxxx``: sorts by start time, unique by its random tail."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def holds_run(folder: str | os.PathLike) -> bool:
+    folder = Path(folder)
+    return any((folder / name).exists() for name in RUN_MARKERS)
+
+
+def unique_folder(base: str | os.PathLike) -> Path:
+    """``base-<timestamp>``, with ``-2``, ``-3``… appended if that exists already."""
+    stem = f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = Path(stem), 1
+    while candidate.exists():
+        n += 1
+        candidate = Path(f"{stem}-{n}")
+    return candidate
+
+
+def make_folder(folder: Path) -> None:
+    """``mkdir -p``, with a one-line error naming the folder when the file system says no."""
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"{folder} is a file, not a folder; choose another --out")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"cannot create the run folder {folder}: "
+                             f"{err.strerror or err}") from None
+
+
+def prepare(folder: Path, *, overwrite: bool = False, resume: bool = False) -> None:
+    """Make ``folder`` ready for a run: refuse it if it holds another run (unless
+    ``overwrite``, which clears it, or ``resume``)."""
+    if resume or not holds_run(folder):
+        return
+    if not overwrite:
+        raise RunFolderError(f"{folder} holds another run; pass --overwrite to replace it, "
+                             "--resume to continue it, or choose another --out")
+    for entry in folder.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+_held: dict[str, list] = {}   # folder -> [file descriptor, depth] for the locks we hold
+
+
+@contextlib.contextmanager
+def locked(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file names the holder's PID).
+    Re-entrant within a process; another process gets a :class:`RunFolderError`."""
+    folder = Path(folder)
+    make_folder(folder)
+    key = str(folder.resolve())
+    if key in _held or fcntl is None:
+        _held.setdefault(key, [None, 0])[1] += 1
+        try:
+            yield
+        finally:
+            _release(key)
+        return
+    try:
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise RunFolderError(f"cannot write to the run folder {folder}: "
+                             f"{err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunFolderError(f"{folder} is in use by another biocredit run (PID {holder}); "
+                             "wait for it to finish or choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        _release(key)
+
+
+def _release(key: str) -> None:
+    entry = _held[key]
+    entry[1] -= 1
+    if entry[1] == 0:
+        del _held[key]
+        if entry[0] is not None:
+            os.close(entry[0])          # closing the descriptor releases the lock
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+MAGIC = b"biocredit checkpoint 1\n"
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """``payload`` (tensors, numbers, strings, lists, dicts) as ``MAGIC``, the SHA-256 of
+    the ``torch.save`` bytes, then the bytes; written atomically."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    write_bytes_atomic(path, MAGIC + hashlib.sha256(data).digest() + data)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint written by :func:`save_checkpoint`, verified against its checksum and
+    loaded with ``weights_only=True`` on the CPU; anything else is a :class:`RunFolderError`
+    naming the file (never a half-loaded state)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: no checkpoint there (the run finished no epoch, "
+                             "or it was written by an older biocredit)") from None
+    except OSError as err:
+        raise RunFolderError(f"cannot read the checkpoint {path}: "
+                             f"{err.strerror or err}") from None
+    head = len(MAGIC) + 32
+    if not raw.startswith(MAGIC) or len(raw) <= head:
+        raise RunFolderError(f"{path} is not a biocredit checkpoint (or it is truncated)")
+    digest, data = raw[len(MAGIC):head], raw[head:]
+    if hashlib.sha256(data).digest() != digest:
+        raise RunFolderError(f"{path} is corrupt: its contents do not match its checksum")
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:                     # a valid checksum over foreign bytes
+        raise RunFolderError(f"{path} cannot be loaded ({type(err).__name__})") from None
+    if not isinstance(payload, dict) or "epoch" not in payload:
+        raise RunFolderError(f"{path} is not a biocredit checkpoint (no epoch in it)")
+    return payload

@@ -1,0 +1,302 @@
+"""Runs you can trust: run folders, checkpoints and resume, signals, divergence, validation
+up front (issue 13)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from biocredit import rules
+from biocredit.cli import main
+from biocredit.training import RunConfig, run
+from biocredit.training.folder import CHECKPOINT, RunFolderError, load_checkpoint
+from biocredit.training.interrupt import request_stop
+
+SMALL = ["--model", "mlp:1x32:tanh", "--data", "digits", "--train-size", "400",
+         "--test-size", "100", "--batch-size", "64", "--quiet"]
+
+
+def small_config(rule: str, epochs: int) -> RunConfig:
+    """Dropout (torch's global generator), shuffling (the order generator), Adam's moments
+    and each rule's feedback state all have to come back for a resume to be exact."""
+    options = {"dkp": {"feedback_lr_decay": 0.8}}.get(rule, {})
+    return RunConfig(rule=rule, rule_options=options, model="mlp:2x16:tanh",
+                     model_options={"dropout_hidden": 0.2}, data="digits", train_size=300,
+                     test_size=100, probe_size=32, epochs=epochs, batch_size=128, lr=1e-2,
+                     seed=3)
+
+
+def without_times(rows):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "run_id")} for r in rows]
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.mark.parametrize("rule", rules.available())
+def test_four_epochs_equal_two_then_a_resume_for_two_bit_for_bit(rule, tmp_path):
+    run(small_config(rule, 4), tmp_path / "straight")
+    run(small_config(rule, 2), tmp_path / "resumed")
+    first_id = json.loads((tmp_path / "resumed" / "config.json").read_text())["run_id"]
+    summary = run(small_config(rule, 4), tmp_path / "resumed", resume=True)
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 4
+    assert summary["run_id"] == first_id          # the same run, continued
+    assert without_times(read_jsonl(tmp_path / "straight" / "metrics.jsonl")) == \
+        without_times(read_jsonl(tmp_path / "resumed" / "metrics.jsonl"))
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_a_finished_run_resumes_to_itself_and_a_longer_one_continues(tmp_path):
+    first = run(small_config("fa", 2), tmp_path)
+    again = run(small_config("fa", 2), tmp_path, resume=True)
+    assert again == first
+    with pytest.raises(RunFolderError, match="other settings"):
+        run(RunConfig(**{**small_config("fa", 3).__dict__, "lr": 0.5}), tmp_path, resume=True)
+
+
+def test_a_new_run_refuses_a_folder_holding_another(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    before = (out / "config.json").read_text()
+    assert main(["train", *SMALL, "--epochs", "1", "--lr", "0.1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err and "--resume" in err
+    assert (out / "config.json").read_text() == before            # nothing touched
+    (out / "steps.jsonl").write_text("{}\n")                      # a file of the old run
+    assert main(["train", *SMALL, "--epochs", "1", "--lr", "0.1", "--out", str(out),
+                 "--overwrite"]) == 0
+    assert not (out / "steps.jsonl").exists()
+    assert json.loads((out / "config.json").read_text())["lr"] == 0.1
+
+
+def test_the_default_out_is_new_for_every_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(["train", *SMALL, "--epochs", "1"]) == 0
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(folders) == 2
+    ids = {json.loads((f / "config.json").read_text())["run_id"] for f in folders}
+    assert len(ids) == 2
+
+
+def test_a_folder_in_use_is_refused_naming_the_holder(tmp_path, capsys):
+    import fcntl
+    out = tmp_path / "busy"
+    out.mkdir()
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, b"4242\n")
+        assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 2
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err
+    assert "in use" in err and "PID 4242" in err and err.count("\n") == 1
+    assert not (out / "config.json").exists()
+
+
+def test_every_file_carries_the_run_id_and_report_refuses_a_mix(tmp_path, capsys):
+    for name in ("a", "b"):
+        assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / name)]) == 0
+    a = tmp_path / "a"
+    run_id = json.loads((a / "config.json").read_text())["run_id"]
+    assert json.loads((a / "summary.json").read_text())["run_id"] == run_id
+    assert all(r["run_id"] == run_id for r in read_jsonl(a / "metrics.jsonl"))
+    assert load_checkpoint(a / CHECKPOINT)["run_id"] == run_id
+    (a / "metrics.jsonl").write_bytes((tmp_path / "b" / "metrics.jsonl").read_bytes())
+    assert main(["report", str(a), "--tsne-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "mixes files of different runs" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage"])
+def test_a_corrupt_checkpoint_is_named_and_nothing_is_loaded(damage, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    path = out / CHECKPOINT
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "truncate":
+        data = data[:len(data) // 3]
+    else:
+        data = bytearray(os.urandom(200))
+    path.write_bytes(bytes(data))
+    metrics = (out / "metrics.jsonl").read_text()
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and err.count("\n") == 1 and "Traceback" not in err
+    assert (out / "metrics.jsonl").read_text() == metrics
+
+
+def test_resume_takes_only_epochs_device_and_quiet(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--lr", "0.5"]) == 2
+    assert "--lr" in capsys.readouterr().err
+    assert main(["compare", "--resume", str(out)]) == 2
+    assert "no biocredit compare run" in capsys.readouterr().err
+
+
+def run_cli(args, **popen):
+    return subprocess.Popen([sys.executable, "-m", "biocredit.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_after_the_step_and_the_run_resumes(signum, tmp_path):
+    out = tmp_path / "run"
+    process = run_cli(["train", "--model", "mlp:1x32:tanh", "--data", "digits", "--epochs",
+                       "100000", "--batch-size", "16", "--quiet", "--out", str(out)])
+    try:
+        for _ in range(600):                          # until the first epoch is written
+            if (out / CHECKPOINT).exists() or process.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.1"])
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"biocredit train --resume {out}" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["resume_epoch"] >= 1
+    epochs = summary["resume_epoch"] + 1
+    assert main(["train", "--resume", str(out), "--epochs", str(epochs), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == epochs
+
+
+def test_an_interrupted_compare_reports_what_finished_and_resumes(tmp_path, capsys,
+                                                                 monkeypatch):
+    import biocredit.cli as cli
+    trained = []
+
+    def stop_after_first(config, out, *args, **kwargs):
+        summary = real(config, out, *args, **kwargs)
+        trained.append(config.rule)
+        if len(trained) == 1:
+            request_stop(signal.SIGTERM)       # as if SIGTERM came during the first rule
+        return summary
+
+    real = cli.run
+    monkeypatch.setattr(cli, "run", stop_after_first)
+    out = tmp_path / "cmp"
+    code = main(["compare", "--rules", "bp,fa,dfa", *SMALL, "--epochs", "2", "--out", str(out),
+                 "--tsne-size", "0"])
+    assert code == 143
+    captured = capsys.readouterr()
+    assert f"biocredit compare --resume {out}" in captured.err
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert list(comparison["rules"]) == ["bp"]
+    assert (out / "report.md").is_file() and "bp" in captured.out
+    assert json.loads((out / "fa" / "summary.json").read_text())["status"] == "interrupted"
+    bp_summary = (out / "bp" / "summary.json").read_text()
+    monkeypatch.setattr(cli, "run", real)
+    assert main(["compare", "--resume", str(out), "--quiet"]) == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert list(comparison["rules"]) == ["bp", "fa", "dfa"]
+    assert all(s["status"] == "completed" and s["epochs_completed"] == 2
+               for s in comparison["rules"].values())
+    assert (out / "bp" / "summary.json").read_text() == bp_summary      # not trained again
+
+
+def test_a_loss_far_above_the_initial_one_is_divergence(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "3", "--lr", "1e6", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "diverged" in err and "--divergence-factor" in err and err.count("\n") == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "bound" in summary["message"]
+
+
+def test_in_compare_a_diverged_rule_is_marked_and_the_others_go_on(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--rules", "bp,dfa:feedback_scale=1e6,fa", *SMALL, "--model",
+                 "mlp:1x32:relu", "--optimizer", "sgd", "--lr", "0.01", "--epochs", "2",
+                 "--no-report", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "dfa:feedback_scale=1e6 (diverged)" in captured.out
+    assert "diverged" in captured.err and "going on" in captured.err
+    rules_ = json.loads((out / "comparison.json").read_text())["rules"]
+    assert rules_["dfa:feedback_scale=1e6"]["status"] == "diverged"
+    assert rules_["bp"]["status"] == rules_["fa"]["status"] == "completed"
+
+
+def test_compare_checks_every_rule_against_the_model_before_training(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--rules", "bp,fa:feedback_init=bogus", *SMALL, "--out",
+                 str(out)]) == 2
+    assert "fa:feedback_init=bogus" in capsys.readouterr().err
+    assert not (out / "bp").exists()                      # nothing trained
+    assert main(["compare", "--rules", "bp,fa", *SMALL, "--epochs", "1", "--no-report",
+                 "--out", str(out)]) == 0                 # and the folder is still free
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "-O", "feedback_scale=abc"], "feedback_scale must be a number"),
+    (["train", "-O", "aux_errors=3"], "aux_errors must be true or false"),
+    (["train", "--device", "meta"], "unknown device"),
+    (["train", "--device", "mps"], "mps"),
+    (["train", "--seed", "100000000000000000000"], "[0, 2^32)"),
+    (["train", "--seeds=-3,1"], "[0, 2^32)"),
+    (["train", "--model", "mlp:100000x1:tanh"], "200,083 parameters"),
+    (["train", "--model", "mlp:2x9000000:tanh"], "parameters"),
+    (["train", "--lr", "inf"], "learning rate"),
+    (["train", "--divergence-factor", "-1"], "divergence_factor"),
+])
+def test_nonsense_is_one_line_naming_it(argv, words, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+def test_a_validation_count_is_a_count(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--validation", "100", "--out",
+                 str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["validation"] == 100
+    assert json.loads((out / "summary.json").read_text())["val_error"] is not None
+
+
+@pytest.mark.parametrize("problem", ["read-only", "a file in the way", "too long"])
+def test_unusable_out_paths_are_one_line_errors(problem, tmp_path, capsys):
+    if problem == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        locked_dir = tmp_path / "ro"
+        locked_dir.mkdir(mode=0o500)
+        out = locked_dir / "run"
+    elif problem == "a file in the way":
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "run"
+    else:
+        out = tmp_path / ("x" * 300) / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("biocredit: error:") and err.count("\n") == 1
+
+
+def test_garbage_files_in_a_run_folder_are_named(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    (out / "model.pt").write_bytes(b"not a model")
+    assert main(["report", str(out), "--tsne-size", "10"]) == 0    # the report notes it
+    note = (out / "report.md").read_text()
+    assert "model.pt cannot be loaded" in note and "weights_only=False" not in note
+    (out / "config.json").write_text("[1, 2]")
+    assert main(["report", str(out), "--tsne-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" in err and err.count("\n") == 1
