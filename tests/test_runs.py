@@ -300,3 +300,14 @@ def test_garbage_files_in_a_run_folder_are_named(tmp_path, capsys):
     assert main(["report", str(out), "--tsne-size", "0"]) == 2
     err = capsys.readouterr().err
     assert "config.json" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("rule", ["dfa", "dkp", "node-perturbation"])
+def test_a_direct_rule_with_every_hidden_layer_frozen_trains_the_output_layer(rule, tmp_path):
+    """Found by the fuzz test: the engine took "no tap recorded" for "no tap placed"."""
+    config = RunConfig(rule=rule, model="mlp:1x8:tanh", freeze=["blocks.0"], data="digits",
+                       train_size=200, test_size=50, epochs=1, lr=0.01)
+    run(config, tmp_path / "frozen")
+    bp = run(RunConfig(**{**config.__dict__, "rule": "bp"}), tmp_path / "bp")
+    assert read_jsonl(tmp_path / "frozen" / "metrics.jsonl")[0]["test_error"] == \
+        read_jsonl(tmp_path / "bp" / "metrics.jsonl")[0]["test_error"] == bp["test_error"]

@@ -76,6 +76,7 @@ class DirectEngine:
         self.shapes: list[tuple[int, ...]] | None = None
         self._records: list[TapRecord] | None = None
         self._probing = False
+        self._frozen_taps = 0
         self._previous: torch.Tensor | None = None
         self._preactivation: torch.Tensor | None = None
 
@@ -87,10 +88,13 @@ class DirectEngine:
         # A fresh record every time, so a forward that raised half-way leaves nothing behind.
         self._records = [] if not self.exact and torch.is_grad_enabled() else None
         self._previous = self._preactivation = None
+        self._frozen_taps = 0       # taps passed with nothing below them to learn
 
     def tap(self, h, preactivation, activation, skip=False, elementwise=True):
         records = self._records
         if records is None or not (h.requires_grad or self._probing):
+            if records is not None:
+                self._frozen_taps += 1
             return h
         if preactivation is None:
             preactivation = self._preactivation
@@ -119,6 +123,8 @@ class DirectEngine:
         if not isinstance(output, torch.Tensor):
             raise TypeError(f"{self.rule.name} needs the model to return one tensor (the "
                             f"output whose error it projects); got {type(output).__name__}")
+        if not records and self._frozen_taps:     # every layer below the taps is frozen
+            return output
         if not records:
             raise RuntimeError(f"{self.rule.name}: the forward pass went through no tap, so no "
                                "hidden layer would learn; place biocredit.Tap() after each "
