@@ -311,3 +311,33 @@ def test_a_direct_rule_with_every_hidden_layer_frozen_trains_the_output_layer(ru
     bp = run(RunConfig(**{**config.__dict__, "rule": "bp"}), tmp_path / "bp")
     assert read_jsonl(tmp_path / "frozen" / "metrics.jsonl")[0]["test_error"] == \
         read_jsonl(tmp_path / "bp" / "metrics.jsonl")[0]["test_error"] == bp["test_error"]
+
+
+@pytest.mark.parametrize("shape, classes", [((1, 8, 8), 0), ((0, 8, 8), 10), ((), 10)])
+def test_models_refuse_no_outputs_or_empty_inputs(shape, classes):
+    import biocredit.models as M
+    with pytest.raises(ValueError, match="output|input_shape"):
+        M.create("mlp:1x4:tanh", shape, classes)
+
+
+def test_taps_on_a_built_in_model_are_refused(tmp_path, capsys):
+    """Found by the fuzz test: a second tap on a built-in model's tapped layer."""
+    assert main(["bench", "--model", "mlp:1x8:tanh", "--taps", "blocks.0", "--steps", "1",
+                 "--rules", "dfa"]) == 2
+    assert "--inject-at" in capsys.readouterr().err
+
+
+def test_a_signal_stops_reproduce_instead_of_moving_to_the_next_preset(tmp_path, capsys,
+                                                                       monkeypatch):
+    import biocredit.cli as cli
+    real = cli.run
+
+    def interrupted(*args, **kwargs):
+        request_stop(signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "run", interrupted)
+    code = main(["reproduce", "all", "--budget", "smoke", "--out", str(tmp_path)])
+    assert code == 143
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1      # the first preset only
+    assert "interrupted" in capsys.readouterr().err

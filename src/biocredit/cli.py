@@ -537,6 +537,9 @@ def cmd_compare(args) -> int:
         raise ValueError("--rules needs at least one rule name")
     if len(set(specs)) != len(specs):
         raise ValueError("--rules names a rule twice; give the copies different options")
+    if args.tsne_size < 0:
+        raise ValueError(f"--tsne-size is a number of test examples (0: no t-SNE); got "
+                         f"{args.tsne_size}")
     check_rule_options([parse_rule_spec(s)[0] for s in specs],
                        args.rule_option + flag_options(args))
     configs = {spec: config_from(args, spec) for spec in specs}
@@ -726,6 +729,10 @@ def cmd_reproduce(args) -> int:
                 sys.stdout.flush()
             record = run_preset(p, options.budget, folder, main, extra,
                                 options.force, announce)
+            if record.get("exit_code") in (130, 143):       # Ctrl-C or SIGTERM: stop here
+                print(f"biocredit: {p.name} interrupted; the same command continues after "
+                      "the steps that finished", file=sys.stderr)
+                return record["exit_code"]
             if record["status"] != "done":
                 failed.append(p.name)
                 print(f"{p.name} failed at step {record['failed_step']}; going on")

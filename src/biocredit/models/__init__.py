@@ -5,6 +5,7 @@ A spec is ``FAMILY[:ARG...]``; each family has a builder taking the args after t
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -35,6 +36,11 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
     ``FILE.py:FUNCTION`` or ``package.module:FUNCTION`` builds a user's model
     (:mod:`biocredit.models.user`).
     """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) \
+            or num_classes < 1:
+        raise ValueError(f"a model needs at least one output; got num_classes={num_classes!r}")
+    if not len(input_shape) or any(int(d) < 1 for d in input_shape):
+        raise ValueError(f"input_shape needs positive sizes; got {tuple(input_shape)}")
     if is_user_spec(spec):
         if options.pop("inject_at", None) is not None:
             raise ValueError("--inject-at places the built-in models' taps; in your own model "
@@ -55,6 +61,14 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
     return net
 
 
+def check_taps(spec: str, taps: Sequence[str]) -> None:
+    """``taps`` place direct rules' taps in a user's model; a built-in model places its own
+    (where: ``inject_at``), and a second tap on the same layer would cut it twice."""
+    if taps and not is_user_spec(spec):
+        raise ValueError(f"--taps places taps in your own model (FILE.py:FUNCTION); {spec} "
+                         "places its own (choose where with --inject-at)")
+
+
 def parameter_count(spec: str, input_shape: Sequence[int], num_classes: int) -> int:
     """Trainable parameters of ``spec``, counted on the meta device (no memory, no init)."""
     with torch.device("meta"):
@@ -62,4 +76,4 @@ def parameter_count(spec: str, input_shape: Sequence[int], num_classes: int) -> 
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-__all__ = ["parameter_count", "ACTIVATIONS", "Block", "INITS", "INJECTION_POINTS", "Network", "available", "create", "initialize"]
+__all__ = ["check_taps", "parameter_count", "ACTIVATIONS", "Block", "INITS", "INJECTION_POINTS", "Network", "available", "create", "initialize"]

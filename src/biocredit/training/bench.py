@@ -38,6 +38,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     names = list(dict.fromkeys(["bp", *rule_names]))
     for name in names:
         rules.get(name)
+    models.check_taps(model, taps)
     dev = resolve_device(device)
     torch.manual_seed(seed)
     base = models.create(model, input_shape, num_classes).to(dev)

@@ -102,6 +102,7 @@ class RunConfig:
         if not self.divergence_factor >= 0:
             raise ValueError("divergence_factor is 0 (off) or a factor > 0 over the initial "
                              f"loss; got {self.divergence_factor}")
+        models.check_taps(self.model, self.taps)
         resolve_device(self.device)
 
 
