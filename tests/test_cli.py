@@ -78,7 +78,14 @@ def test_bench_reports_median_step_and_ratio(tmp_path):
     assert result["rules"]["bp"]["ratio_to_bp"] == 1.0
     assert result["rules"]["torch"]["ratio_to_torch"] == 1.0
     for r in result["rules"].values():
-        assert r["step_ms"] > 0
+        assert r["step_ms"] > 0 and r["gflops"] > 0 and r["saved_mb"] > 0
+    # the arithmetic floor from the layer shapes: forward MACs F = [784·64, 64·64, 64·10]
+    assert result["forward_macs"] == [784 * 64, 64 * 64, 64 * 10]
+    total = 784 * 64 + 64 * 64 + 64 * 10
+    bp = 2 * total + 64 * 64 + 64 * 10                # forward, weight and input gradients
+    assert result["rules"]["bp"]["floor_macs"] == result["rules"]["fa"]["floor_macs"] == bp
+    assert result["rules"]["dfa"]["floor_macs"] == 2 * total + 10 * (64 + 64)
+    assert result["rules"]["dfa"]["floor_ratio"] == pytest.approx((2 * total + 1280) / bp)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -264,8 +271,8 @@ def test_one_seed_of_several_is_the_single_seed_run(tmp_path):
           "1", "--seeds", "4,5", "--quiet", "--out", str(several)])
     a = read_jsonl(single / "metrics.jsonl")
     b = read_jsonl(several / "seed-5" / "metrics.jsonl")
-    drop = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "run_id")}
-                         for r in rows]
+    timing = ("seconds", "overhead_seconds", "run_id")
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]
     assert drop(a) == drop(b)
     seeds = json.loads((several / "seeds.json").read_text())
     assert seeds["seeds"] == [4, 5] and seeds["statistics"]["test_error"]["n"] == 2

@@ -32,7 +32,8 @@ def small_config(rule: str, epochs: int) -> RunConfig:
 
 
 def without_times(rows):
-    return [{k: v for k, v in r.items() if k not in ("seconds", "run_id")} for r in rows]
+    return [{k: v for k, v in r.items() if k not in ("seconds", "overhead_seconds", "run_id")}
+            for r in rows]
 
 
 def read_jsonl(path):

@@ -365,7 +365,8 @@ def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None, *,
             angles = ", ".join("-" if a is None else f"{a:.1f}" for a in row["angle_deg"])
             print(f"{config.rule} epoch {row['epoch']}: loss {row['train_loss']:.4f}  "
                   f"train error {row['train_error']:.4f}  test error {row['test_error']:.4f}  "
-                  f"angle to BP [{angles}]°  {row['seconds']:.1f}s", file=sys.stderr)
+                  f"angle to BP [{angles}]°  {row['seconds']:.1f}s "
+                  f"(+{row['overhead_seconds']:.1f}s evaluation and files)", file=sys.stderr)
     try:
         return run(config, out, dataset=dataset, progress=bar, on_epoch=on_epoch,
                    resume=resume, overwrite=overwrite)
@@ -467,8 +468,10 @@ def epochs_done(folder: Path) -> int:
 def report_run(summary: dict, folder: Path) -> None:
     errors = ", ".join(f"{key.replace('_', ' ')} {summary[key]:.4f}"
                        for key in ("test_error", "train_error") if summary.get(key) is not None)
+    overhead = summary.get("overhead_seconds") or 0.0
+    share = overhead / (overhead + summary["seconds"]) if overhead else 0.0
     print(f"{summary['rule']}: {errors or 'no epoch finished'}, {summary['seconds']:.1f}s "
-          f"-> {folder}")
+          f"training + {overhead:.1f}s evaluation and files ({100 * share:.0f}%) -> {folder}")
 
 
 def default_out(base: str) -> Path:
@@ -672,10 +675,18 @@ def cmd_bench(args) -> int:
                        taps=[t for t in args.taps.split(",") if t])
     print(f"{args.model}, batch {args.batch_size}, {result['device']}, "
           f"{result['threads']} threads, median of {args.steps} steps")
-    print(f"{'rule':<8} {'step (ms)':>10} {'x BP':>6} {'x torch':>8}")
+    width = max(8, *map(len, result["rules"]))
+    print(f"{'rule':<{width}} {'step (ms)':>10} {'x BP':>6} {'x torch':>8} {'floor':>6} "
+          f"{'GFLOP/s':>8} {'saved MB':>9}" + (f" {'peak MB':>8}" if "cuda" in result["device"]
+                                                else ""))
     for name, r in result["rules"].items():
-        print(f"{name:<8} {r['step_ms']:>10.2f} {r['ratio_to_bp']:>6.2f} "
-              f"{r['ratio_to_torch']:>8.2f}")
+        floor = "-" if r["floor_ratio"] is None else f"{r['floor_ratio']:.2f}"
+        gflops = "-" if r["gflops"] is None else f"{r['gflops']:.1f}"
+        print(f"{name:<{width}} {r['step_ms']:>10.2f} {r['ratio_to_bp']:>6.2f} "
+              f"{r['ratio_to_torch']:>8.2f} {floor:>6} {gflops:>8} {r['saved_mb']:>9.2f}"
+              + (f" {r['peak_mb']:>8.1f}" if "peak_mb" in r else ""))
+    print("floor: the rule's arithmetic (MACs per example from the layer shapes) over BP's; "
+          "saved MB: what autograd keeps for the backward pass")
     if args.json:
         write_json(args.json, result)
     return 0

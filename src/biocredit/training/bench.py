@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
@@ -10,7 +11,9 @@ from collections.abc import Sequence
 import torch
 
 from .. import losses, models, rules
+from ..layers import engine_of
 from ..rules import set_targets
+from .floor import SavedTensors, floor_macs, forward_macs
 from ..optimizers import make_optimizer, trainable
 from .run import resolve_device, seeded_generator
 
@@ -62,6 +65,10 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
         if rule is not None:
             rule.after_step(net)
 
+    macs = forward_macs(base, x)
+    widths = tap_widths(setups)
+    memory = {name: step_memory(step, setup, dev) for name, setup in setups.items()}
+
     times: dict[str, list[float]] = {name: [] for name in setups}
     for i in range(warmup + steps):
         for name, setup in setups.items():
@@ -74,11 +81,46 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
             if i >= warmup:
                 times[name].append(time.perf_counter() - start)
     medians = {name: 1000 * statistics.median(t) for name, t in times.items()}
+    floors = {name: floor_macs(rules.get("bp" if name == "torch" else name), macs, widths,
+                               num_classes) for name in setups}
     return {
         "model": model, "batch_size": batch_size, "steps": steps, "warmup": warmup,
         "optimizer": optimizer, "device": str(dev), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "machine": platform.machine(),
+        "forward_macs": macs,
         "rules": {name: {"step_ms": ms, "ratio_to_bp": ms / medians["bp"],
-                         "ratio_to_torch": ms / medians["torch"]}
+                         "ratio_to_torch": ms / medians["torch"],
+                         "floor_macs": floors[name],
+                         "floor_ratio": None if floors[name] is None
+                         else floors[name] / floors["torch"],
+                         "gflops": None if floors[name] is None else
+                         2 * floors[name] * batch_size / ms / 1e6,
+                         **memory[name]}
                   for name, ms in medians.items()},
     }
+
+
+def tap_widths(setups: dict) -> list[int]:
+    """Per-example widths of the taps, from a converted direct rule (empty if none)."""
+    for rule, net, _ in setups.values():
+        if rule is not None and rule.direct and engine_of(net).shapes:
+            return [math.prod(shape) for shape in engine_of(net).shapes]
+    return []
+
+
+def step_memory(step, setup, device: torch.device) -> dict:
+    """One untimed step's memory: ``saved_mb``, what autograd holds for the backward (see
+    :class:`~biocredit.training.floor.SavedTensors`), and on CUDA ``peak_mb``, the peak of
+    allocated memory during the step."""
+    _, net, _ = setup
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+    with SavedTensors(net) as saved:
+        step(*setup)
+    result = {"saved_mb": saved.bytes / 2 ** 20}
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        result["peak_mb"] = (torch.cuda.max_memory_allocated(device) - before) / 2 ** 20
+    return result
