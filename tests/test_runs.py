@@ -342,3 +342,16 @@ def test_a_signal_stops_reproduce_instead_of_moving_to_the_next_preset(tmp_path,
     assert code == 143
     assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1      # the first preset only
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_overwrite_deletes_only_what_biocredit_wrote(tmp_path):
+    """Found by a tester: --overwrite emptied a project folder that had a config.json."""
+    project = tmp_path / "proj"
+    (project / "src").mkdir(parents=True)
+    (project / "config.json").write_text('{"name": "my app"}')
+    (project / "notes.txt").write_text("x")
+    (project / "src" / "main.py").write_text("y")
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(project), "--overwrite"]) == 0
+    assert (project / "notes.txt").read_text() == "x"
+    assert (project / "src" / "main.py").read_text() == "y"
+    assert json.loads((project / "config.json").read_text())["rule"] == "dfa"

@@ -47,6 +47,19 @@ def holds_run(folder: str | os.PathLike) -> bool:
     return any((folder / name).exists() for name in RUN_MARKERS)
 
 
+REPORT_FILES = ("report.md", "report.html", "reconstructions.png", "reconstructions.npy",
+                "steps.jsonl", "model.pt", "verdicts.md", "reproduction.json", "step.json")
+
+
+def is_ours(entry: Path) -> bool:
+    """Whether ``--overwrite`` may delete ``entry``: a file biocredit writes into run
+    folders, a figure, or a folder that itself holds a run; never anything else."""
+    if entry.is_dir() and not entry.is_symlink():
+        return holds_run(entry)
+    return entry.name in RUN_MARKERS or entry.name in REPORT_FILES or \
+        (entry.suffix == ".png" and entry.parent.joinpath("report.md").exists())
+
+
 def unique_folder(base: str | os.PathLike) -> Path:
     """``base-<timestamp>``, with ``-2``, ``-3``… appended if that exists already."""
     stem = f"{base}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -70,14 +83,15 @@ def make_folder(folder: Path) -> None:
 
 def prepare(folder: Path, *, overwrite: bool = False, resume: bool = False) -> None:
     """Make ``folder`` ready for a run: refuse it if it holds another run (unless
-    ``overwrite``, which clears it, or ``resume``)."""
+    ``overwrite``, which deletes the files and run folders biocredit wrote there, and
+    nothing else; or ``resume``)."""
     if resume or not holds_run(folder):
         return
     if not overwrite:
         raise RunFolderError(f"{folder} holds another run; pass --overwrite to replace it, "
                              "--resume to continue it, or choose another --out")
-    for entry in folder.iterdir():
-        if entry.name == LOCK:
+    for entry in folder.iterdir():        # biocredit's own files only, never a user's
+        if entry.name == LOCK or not is_ours(entry):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
