@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:                 # --help, or a usage error (one line)
-        return exit_.code if isinstance(exit_.code, int) else 2
+        return exit_code(exit_)
     args.argv = argv
     try:
         return args.func(args)
@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"biocredit: internal error: {type(err).__name__}: {one_line(err)} (run again "
               "with --debug for the traceback, and please report it)", file=sys.stderr)
         return 1
+
+
+def exit_code(exit_: SystemExit) -> int:
+    """argparse's exit as a return code (2 for a usage error)."""
+    return exit_.code if isinstance(exit_.code, int) else 2
 
 
 def one_line(err: BaseException) -> str:
@@ -714,7 +719,7 @@ def cmd_reproduce(args) -> int:
     try:
         options, extra = reproduce_options(args.extra)
     except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else 2
+        return exit_code(exit_)
     chosen = list(PRESETS.values()) if args.name == "all" else [preset(args.name)]
     listed = chosen
     if args.name == "all":                   # presets too slow for this budget are left out

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..training.results import slug
-from ..training.run import RunConfig, build, load_dataset
+from ..training.run import RunConfig, build, load_dataset, read_json_file
 
 
 @dataclass
@@ -58,11 +58,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 def read_object(path: Path) -> dict:
     """A JSON file that must hold an object, with a one-line error naming it otherwise."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            value = json.load(f)
-    except ValueError:
-        raise ValueError(f"{path} is not valid JSON (truncated or corrupt)") from None
+    value = read_json_file(path)
     if not isinstance(value, dict):
         raise ValueError(f"{path} holds a JSON {type(value).__name__}, not the object a run "
                          "writes (corrupt?)")
