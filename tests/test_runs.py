@@ -57,12 +57,54 @@ def test_four_epochs_equal_two_then_a_resume_for_two_bit_for_bit(rule, tmp_path)
         assert torch.equal(a[key], b[key]), key
 
 
+def without_overhead(summary):
+    """(The checkpoint knows its last epoch's overhead only up to writing itself.)"""
+    return {k: v for k, v in summary.items() if k != "overhead_seconds"}
+
+
 def test_a_finished_run_resumes_to_itself_and_a_longer_one_continues(tmp_path):
     first = run(small_config("fa", 2), tmp_path)
     again = run(small_config("fa", 2), tmp_path, resume=True)
     assert again == first
     with pytest.raises(RunFolderError, match="other settings"):
         run(RunConfig(**{**small_config("fa", 3).__dict__, "lr": 0.5}), tmp_path, resume=True)
+    with pytest.raises(RunFolderError, match="finished 2 epochs already"):
+        run(small_config("fa", 1), tmp_path, resume=True)
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_completed(tmp_path):
+    """SIGKILL leaves the summary saying "running" (or "interrupted" after a signal in the
+    last epoch); a resume rebuilds it from the checkpoint."""
+    first = run(small_config("fa", 2), tmp_path)
+    for status in ("running", "interrupted"):
+        (tmp_path / "summary.json").write_text(json.dumps({**first, "status": status,
+                                                           "seconds": None}))
+        again = run(small_config("fa", 2), tmp_path, resume=True)
+        assert again["status"] == "completed"
+        assert without_overhead(again) == without_overhead(first)
+        assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_run_that_stopped_early_stays_stopped_when_resumed(tmp_path):
+    config = small_config("bp", 4)
+    config.stop_train_error = 0.99
+    first = run(config, tmp_path)
+    assert first["epochs_completed"] == 1
+    again = run(config, tmp_path, resume=True)
+    assert again["epochs_completed"] == 1 and again["status"] == "completed"
+
+
+def test_a_run_that_fails_while_setting_up_leaves_no_folder_behind(tmp_path, capsys):
+    out = tmp_path / "run"
+    bad = ["train", *SMALL, "--epochs", "1", "--out", str(out)]
+    assert main([*bad, "--freeze", "nosuchlayer"]) == 2
+    assert "nosuchlayer" in capsys.readouterr().err
+    assert not out.exists()
+    out.mkdir()
+    assert main([*bad, "--init-from", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not (out / "config.json").exists()
+    assert main(bad) == 0                         # the folder is free for the run
 
 
 def test_a_new_run_refuses_a_folder_holding_another(tmp_path, capsys):
@@ -355,3 +397,126 @@ def test_overwrite_deletes_only_what_biocredit_wrote(tmp_path):
     assert (project / "notes.txt").read_text() == "x"
     assert (project / "src" / "main.py").read_text() == "y"
     assert json.loads((project / "config.json").read_text())["rule"] == "dfa"
+
+
+def test_a_rule_that_diverges_in_its_first_epoch_is_left_out_of_the_report(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--rules", "bp,dfa:feedback_scale=1e9", *SMALL, "--model",
+                 "mlp:1x32:relu", "--optimizer", "sgd", "--lr", "0.01", "--epochs", "1",
+                 "--tsne-size", "0", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0 and "leaves out dfa:feedback_scale=1e9" in err
+    assert "dfa:feedback_scale=1e9" not in (out / "report.md").read_text()
+    assert main(["report", str(out), "--out", str(tmp_path / "again")]) == 0  # bp alone
+    assert main(["report", str(out / "dfa-feedback-scale-1e9")]) == 2
+    assert "finished no epoch (status diverged)" in capsys.readouterr().err
+
+
+def test_a_comparison_where_every_run_diverges_fails(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--rules", "bp,fa", *SMALL, "--lr", "1e6", "--epochs", "1",
+                 "--out", str(out)]) == 1
+    assert "every run of the comparison diverged" in capsys.readouterr().err
+    assert '"status": "diverged"' in (out / "comparison.json").read_text()
+
+
+def test_a_resume_with_more_epochs_is_remembered_by_the_next_resume(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    assert main(["train", *SMALL, "--epochs", "1", "--seeds", "2", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--epo", "2", "--quiet"]) == 0  # abbreviated
+    again = json.loads((out / "seed-1" / "summary.json").read_text())
+    assert again["epochs_completed"] == 2
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0          # stays at 2
+    assert json.loads((out / "seed-1" / "summary.json").read_text()) == again
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    assert json.loads((out / "seeds.json").read_text())["run_id"] == run_id
+
+
+def test_model_pt_carries_the_run_id_and_report_refuses_another_runs(tmp_path, capsys):
+    from biocredit.report.runs import load_trained, model_run_id
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert main(["train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    state = torch.load(a / "model.pt", weights_only=True)
+    assert model_run_id(state) == json.loads((a / "config.json").read_text())["run_id"]
+    load_trained(a)
+    (a / "model.pt").write_bytes((b / "model.pt").read_bytes())
+    with pytest.raises(ValueError, match="mixes files of different runs"):
+        load_trained(a)
+
+
+@pytest.mark.parametrize("file, change, words", [
+    ("config.json", {"lr": "x"}, "lr must be a number"),
+    ("config.json", {"model": 5}, "model must be a string"),
+    ("config.json", {"rule_options": [1]}, "rule_options must be an object"),
+    ("config.json", {"epochs": 1.5}, "epochs must be a whole number"),
+    ("run.json", {"argv": ["compare", "--rules", "bp"]}, "not one of biocredit train"),
+    ("run.json", {"argv": ["train", "--no-such-flag"]}, "run.json: its command line"),
+    ("run.json", {"argv": "train"}, "not a biocredit run record"),
+])
+def test_wrong_types_in_a_run_folders_files_are_named(file, change, words, tmp_path, capsys):
+    out = tmp_path / "run"
+    seeds = ["--seeds", "2"] if file == "run.json" else []
+    assert main(["train", *SMALL, "--epochs", "1", *seeds, "--out", str(out)]) == 0
+    path = out / file if file == "run.json" else out / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and file in err and err.count("\n") == 1
+
+
+def test_errors_in_a_users_model_file_name_the_file_and_line(tmp_path, capsys):
+    (tmp_path / "bad.py").write_text(
+        "import torch\n"
+        "def raises(shape, n):\n    raise RuntimeError('my bug')\n"
+        "def wrong(shape, n):\n"
+        "    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))\n")
+    (tmp_path / "syntax.py").write_text("def f(:\n")
+    common = [*SMALL[2:], "--epochs", "1", "--out", str(tmp_path / "run")]
+    assert main(["train", "--model", f"{tmp_path}/bad.py:raises", *common]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/bad.py, line 3 (raises): RuntimeError: my bug" in err
+    assert "internal error" not in err and err.count("\n") == 1
+    assert main(["train", "--model", f"{tmp_path}/syntax.py:f", *common]) == 1
+    assert "syntax.py, line 1: SyntaxError" in capsys.readouterr().err
+    assert main(["train", "--model", f"{tmp_path}/bad.py:wrong", *common]) == 2
+    assert "outputs of shape (2, 3)" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "-O", "novalue"], "KEY=VALUE"),
+    (["compare", "--rules", "fa:feedback_scale=1", "-O", "fa.feedback_scale=2"],
+     "set it in one place"),
+    (["train", "--init-from", "README.md"], "is not a model.pt"),
+    (["report", "no/such/folder"], "no such run folder"),
+])
+def test_more_nonsense_is_one_line_naming_it(argv, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).parent.parent)
+    out = [] if argv[0] == "report" else ["--out", str(tmp_path / "x"), "--quiet"]
+    assert main([*argv, *out]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+
+
+def test_a_data_dir_that_is_a_file_is_called_one(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert main(["train", "--data", "mnist", "--data-dir", str(tmp_path / "afile"),
+                 "--no-download", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "afile (a file, not a folder)" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys):
+    import builtins
+    import biocredit.__main__ as entry
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "cli" or name.endswith(".cli"):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert entry.main() == 130
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    assert capsys.readouterr().err == "biocredit: interrupted\n"

@@ -24,16 +24,31 @@ The built-in models (``biocredit.models.create("mlp:2x800:tanh", ...)``) are ord
 modules that convert the same way.
 """
 
-from . import data, layers, losses, metrics, models, rules, training
-from .layers import (Conversion, Tap, after_epoch, after_step, conversion_of, convert,
-                     exact_gradients, hook_optimizer, plain_state_dict)
-from .metrics import transport_report
-from .rules import set_targets
-from .views import LayerView, layer_views
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Conversion", "LayerView", "Tap", "after_epoch", "after_step", "conversion_of",
-           "convert", "data", "exact_gradients", "hook_optimizer", "layer_views", "layers",
-           "losses", "metrics", "models", "plain_state_dict", "rules", "set_targets",
-           "training", "transport_report"]
+_SUBMODULES = ("data", "layers", "losses", "metrics", "models", "rules", "training")
+_NAMES = {   # exported name -> the submodule that defines it
+    **{name: "layers" for name in ("Conversion", "Tap", "after_epoch", "after_step",
+                                   "conversion_of", "convert", "exact_gradients",
+                                   "hook_optimizer", "plain_state_dict")},
+    "transport_report": "metrics", "set_targets": "rules",
+    "LayerView": "views", "layer_views": "views",
+}
+
+__all__ = sorted([*_SUBMODULES, *_NAMES])
+
+
+def __getattr__(name: str):
+    """Submodules and their exports load on first use (PEP 562), so that ``biocredit``'s
+    command line can answer a Ctrl-C that comes while torch is still importing."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _NAMES:
+        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

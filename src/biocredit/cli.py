@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import io
 import json
 import sys
 from pathlib import Path
@@ -51,9 +52,33 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        print(f"biocredit: internal error: {type(err).__name__}: {one_line(err)} (run again "
-              "with --debug for the traceback, and please report it)", file=sys.stderr)
+        where = user_code(err)
+        if where:
+            print(f"biocredit: error in {where}: {type(err).__name__}: {one_line(err)} (run "
+                  "again with --debug for the traceback)", file=sys.stderr)
+        else:
+            print(f"biocredit: internal error: {type(err).__name__}: {one_line(err)} (run "
+                  "again with --debug for the traceback, and please report it)",
+                  file=sys.stderr)
         return 1
+
+
+def user_code(err: BaseException) -> str | None:
+    """``FILE, line N`` of the innermost frame of ``err`` in a user's own code (a model
+    file, say): outside biocredit, torch and the Python installation; ``None`` if none."""
+    import sysconfig
+    import traceback
+    if isinstance(err, SyntaxError) and err.filename and not err.filename.startswith("<"):
+        return f"{err.filename}, line {err.lineno}"
+    ours = [str(Path(__file__).resolve().parent), str(Path(torch.__file__).resolve().parent),
+            *{str(Path(p).resolve()) for key, p in sysconfig.get_paths().items()
+              if key in ("stdlib", "platstdlib", "purelib", "platlib")}]
+    for frame in reversed(traceback.extract_tb(err.__traceback__)):
+        name = frame.filename
+        if not name.startswith("<") and \
+                not any(str(Path(name).resolve()).startswith(root) for root in ours):
+            return f"{name}, line {frame.lineno} ({frame.name})"
+    return None
 
 
 def exit_code(exit_: SystemExit) -> int:
@@ -263,7 +288,9 @@ def check_rule_options(names: list[str], pairs: list[str]) -> None:
     """Every plain option must belong to at least one of the rules, and every
     ``RULE.KEY`` option to a rule of the run that has ``KEY``."""
     for pair in pairs:
-        key = pair.partition("=")[0]
+        key, sep, _ = pair.partition("=")
+        if not sep:
+            raise ValueError(f"-O {pair}: a rule option is KEY=VALUE or RULE.KEY=VALUE")
         target, dot, name = key.rpartition(".")
         if not dot and not any(key in rules.get(n).defaults for n in names):
             raise ValueError(f"no rule among {', '.join(names)} has the option {key!r}")
@@ -316,6 +343,13 @@ def config_from(args, spec: str) -> RunConfig:
         model_options["init_scale"] = args.init_scale
     loss_options = {} if args.off_class_factor is None else \
         {"off_class_factor": args.off_class_factor}
+    named = parse_rule_options(rule, [p for p in args.rule_option
+                                      if p.partition("=")[0].startswith(rule + ".")])
+    clash = sorted(k for k in named.keys() & spec_options.keys()
+                   if named[k] != spec_options[k])
+    if clash:
+        raise ValueError(f"{spec} sets {', '.join(clash)} to another value than -O "
+                         f"{rule}.{clash[0]}; set it in one place")
     return RunConfig(
         rule=rule, label=spec,
         rule_options={**parse_rule_options(rule, args.rule_option + flag_options(args)),
@@ -383,9 +417,12 @@ RESUME_FLAGS = {"--resume", "--epochs", "--device", "--quiet", "--debug"}
 
 
 def given_flags(argv: list[str]) -> set[str]:
-    """The options written on the command line (not their values)."""
-    return {t.split("=")[0] for t in argv
-            if t.startswith("-") and len(t) > 1 and not (t[1].isdigit() or t[1] == ".")}
+    """The options written on the command line (not their values), an abbreviation of a
+    resume flag (``--epo``) as the flag (argparse has already refused ambiguous ones)."""
+    flags = {t.split("=")[0] for t in argv
+             if t.startswith("-") and len(t) > 1 and not (t[1].isdigit() or t[1] == ".")}
+    return {next((f for f in RESUME_FLAGS if f.startswith(flag)), flag)
+            if flag.startswith("--") and flag not in RESUME_FLAGS else flag for flag in flags}
 
 
 def resumed(args, command: str):
@@ -407,18 +444,29 @@ def resumed(args, command: str):
         raise ValueError(f"--resume {folder}: it holds no biocredit {command} run (no "
                          f"{RUN_RECORD}" + (" or config.json)" if command == "train" else ")"))
     record = read_json_file(record_path)
-    if not isinstance(record, dict) or not isinstance(record.get("argv"), list):
+    argv = record.get("argv") if isinstance(record, dict) else None
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or \
+            record.get("command") not in ("train", "compare"):
         raise ValueError(f"{record_path} is not a biocredit run record (corrupt?)")
-    if record.get("command") != command:
-        raise ValueError(f"--resume {folder}: it holds a {record.get('command')} run; resume "
-                         f"it with biocredit {record.get('command')} --resume {folder}")
-    again = build_parser().parse_args([str(a) for a in record["argv"]])
+    if record["command"] != command:
+        raise ValueError(f"--resume {folder}: it holds a {record['command']} run; resume "
+                         f"it with biocredit {record['command']} --resume {folder}")
+    try:
+        if argv[:1] != [command]:
+            raise SystemExit(2)
+        with contextlib.redirect_stderr(io.StringIO()):
+            again = build_parser().parse_args(argv)
+    except SystemExit:
+        raise ValueError(f"{record_path}: its command line is not one of biocredit "
+                         f"{command} (corrupt?)") from None
+    for flag, name in (("--epochs", "epochs"), ("--device", "device")):
+        if flag in given and getattr(args, name) != getattr(again, name):
+            argv = argv + [flag, str(getattr(args, name))]  # so a later --resume keeps it
     for flag, name in (("--epochs", "epochs"), ("--device", "device"), ("--quiet", "quiet"),
                        ("--no-report", "no_report"), ("--tsne-size", "tsne_size")):
         if flag in given:
             setattr(again, name, getattr(args, name))
-    again.argv, again.resume, again.out, again.overwrite = record["argv"], str(folder), \
-        str(folder), False
+    again.argv, again.resume, again.out, again.overwrite = argv, str(folder), str(folder), False
     again.run_id = record.get("run_id")
     return again
 
@@ -442,7 +490,7 @@ def resume_single(args) -> int:
         raise ValueError(f"{folder / 'config.json'} does not hold a run's config (corrupt?)")
     given = given_flags(args.argv)
     config = run_config(saved, args.device if "--device" in given else
-                        saved.get("device", "cpu"))
+                        saved.get("device", "cpu"), str(folder / "config.json"))
     if "--epochs" in given:
         config.epochs = args.epochs
     with stop_on_signals():
@@ -518,7 +566,8 @@ def cmd_train(args) -> int:
                                             else ""))
     if len(seeds) > 1:
         stats = seed_statistics(summaries)
-        write_json(out / "seeds.json", {"seeds": seeds, "statistics": stats,
+        write_json(out / "seeds.json", {"run_id": read_json(out / RUN_RECORD)["run_id"],
+                                        "seeds": seeds, "statistics": stats,
                                         "folders": [f"seed-{s}" for s in seeds]})
         print(format_table({args.rule: stats}))
     return 0
@@ -562,6 +611,7 @@ def cmd_compare(args) -> int:
     runs: dict[str, dict[int, dict]] = {spec: {} for spec in specs}
     folders: dict[str, Path] = {}
     diverged: set[str] = set()
+    diverged_runs = 0
     stopped = None
     with locked(out):
         prepare(out, overwrite=args.overwrite, resume=resume)
@@ -583,6 +633,7 @@ def cmd_compare(args) -> int:
                 except TrainingDiverged as err:
                     runs[spec][seed] = err.summary
                     diverged.add(spec)
+                    diverged_runs += 1
                     print(f"biocredit: {name} diverged: {err}; going on with the others",
                           file=sys.stderr)
                 except RunInterrupted as err:
@@ -594,6 +645,8 @@ def cmd_compare(args) -> int:
             write_comparison(args, out, configs, seeds, finished, folders, dataset, diverged)
     if stopped is not None:
         raise stopped
+    if diverged_runs == len(specs) * len(seeds):
+        raise TrainingDiverged("every run of the comparison diverged")
     return 0
 
 
@@ -623,9 +676,14 @@ def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
     if args.task == "autoencoder":
         from .training.autoencoder import combine_reconstructions
         combine_reconstructions(out / "reconstructions.png", dataset, folders)
-    if not args.no_report:
+    reported = [f for f in folders.values() if (f / "metrics.jsonl").is_file()]
+    if len(reported) < len(folders):
+        print("the report leaves out " + ", ".join(
+            name for name, f in folders.items() if f not in reported)
+              + ": no epoch finished", file=sys.stderr)
+    if not args.no_report and reported:
         from .report import write_report
-        files = write_report(list(folders.values()), out, tsne_size=args.tsne_size)
+        files = write_report(reported, out, tsne_size=args.tsne_size)
         print(f"report written to {files.html} (and {files.markdown.name})")
 
 

@@ -59,7 +59,7 @@ def probe(source: CifarSource, d: Path) -> tuple[Path | None, str]:
     if (d / source.archive).is_file():
         return _extract(source, d / source.archive), ""
     if not d.is_dir():
-        return None, "no such folder"
+        return None, "a file, not a folder" if d.exists() else "no such folder"
     if folder.is_dir():
         return None, f"{source.folder}/ lacks {', '.join(missing)}, and no {source.archive}"
     return None, f"no {source.folder}/ and no {source.archive}"

@@ -48,7 +48,7 @@ MNIST = IdxSource(
 def probe(folder: Path) -> tuple[dict[str, Path] | None, str]:
     """The four files in ``folder`` (plain preferred over .gz), or why not."""
     if not folder.is_dir():
-        return None, "no such folder"
+        return None, "a file, not a folder" if folder.exists() else "no such folder"
     found, missing = {}, []
     for stem in FILES:
         hit = next((p for p in (folder / stem, folder / f"{stem}.gz") if p.is_file()), None)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 
@@ -41,7 +42,28 @@ def build_user_model(spec: str, input_shape: Sequence[int], num_classes: int,
     model = builder(tuple(input_shape), num_classes)
     if not isinstance(model, nn.Module):
         raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
+    check_outputs(model, spec, input_shape, num_classes)
     return model
+
+
+def check_outputs(model: nn.Module, spec: str, input_shape: Sequence[int],
+                  num_classes: int) -> None:
+    """A batch of two zero inputs (in eval mode, without gradients, random state kept) must
+    give ``2 × num_classes`` outputs. A model that cannot take such inputs (token ids, say)
+    is left to fail, or not, on the real data."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            out = model(torch.zeros(2, *input_shape))
+    except Exception:
+        return
+    finally:
+        model.train(was_training)
+    shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+    if shape != (2, num_classes):
+        raise ValueError(f"{spec} gives outputs of shape {shape} for a batch of 2 inputs of "
+                         f"shape {tuple(input_shape)}; it must give (2, {num_classes})")
 
 
 def _load(source: str):

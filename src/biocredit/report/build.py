@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..training.folder import make_folder
 from ..training.run import load_dataset, resolve_device
 from .colors import rule_color
 from .content import Content, Section
@@ -61,7 +62,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     records = [read_run(f) for f in folders]
     label_runs(records)
     out = Path(out_dir) if out_dir is not None else default_out_dir(folders)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
 
     notes: list[str] = []
     # Classifiers log the fraction misclassified (shown in %); autoencoders the mean squared
@@ -202,9 +203,9 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
     tsne_images, fields = [], []
     torch_device = resolve_device(device)
     for r in records:
-        config = run_config(r.config, device)
-        key = (config.data, config.data_dir, config.normalize, config.validation)
         try:
+            config = run_config(r.config, device, str(r.folder / "config.json"))
+            key = (config.data, config.data_dir, config.normalize, config.validation)
             if key not in datasets:
                 datasets[key] = load_dataset(config, torch_device)
             net, dataset = load_trained(r.folder, device, dataset=datasets[key])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..training.results import slug
-from ..training.run import RunConfig, build, load_dataset, read_json_file
+from ..training.run import RUN_ID_METADATA, RunConfig, build, load_dataset, read_json_file
 
 
 @dataclass
@@ -69,6 +68,13 @@ def read_run(folder: str | os.PathLike) -> RunRecord:
     """Read a run folder (see :mod:`biocredit.training.run`); files of different runs in
     one folder (their ``run_id`` differs) are an error."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such run folder")
+    if (folder / "config.json").is_file() and not (folder / "metrics.jsonl").is_file() \
+            and (folder / "summary.json").is_file():
+        status = read_object(folder / "summary.json").get("status", "running")
+        raise ValueError(f"{folder}: its run finished no epoch (status {status}); there is "
+                         "nothing to report")
     for name in ("config.json", "metrics.jsonl"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a run folder: it has no {name}")
@@ -106,16 +112,24 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
         if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
             comparison = read_object(path / "comparison.json")
             if "folders" in comparison:           # several seeds: every run
-                folders += [path / str(f) for f in comparison["folders"]]
+                runs = [path / str(f) for f in comparison["folders"]]
             else:
-                folders += [path / slug(str(name)) for name in comparison.get("rules", {})]
+                runs = [path / slug(str(name)) for name in comparison.get("rules", {})]
+            folders += [f for f in runs if finished_an_epoch(f)]
         elif (path / "seeds.json").is_file() and not (path / "config.json").is_file():
-            folders += [path / str(f) for f in read_object(path / "seeds.json").get("folders", [])]
+            runs = [path / str(f) for f in read_object(path / "seeds.json").get("folders", [])]
+            folders += [f for f in runs if finished_an_epoch(f)]
         else:
             folders.append(path)
     if not folders:
         raise ValueError("a report needs at least one run folder")
     return folders
+
+
+def finished_an_epoch(folder: Path) -> bool:
+    """Whether a run of a comparison or of several seeds has epochs to report (a run that
+    diverged in its first epoch has none)."""
+    return (folder / "metrics.jsonl").is_file() or not (folder / "config.json").is_file()
 
 
 def label_runs(records: list[RunRecord]) -> None:
@@ -141,11 +155,16 @@ def common_parent(folders: list[Path]) -> Path:
     return Path(os.path.commonpath([str(f.resolve()) for f in folders]))
 
 
-def run_config(config: dict, device: str = "cpu") -> RunConfig:
+def run_config(config: dict, device: str = "cpu", source: str = "config.json") -> RunConfig:
     """A :class:`RunConfig` from a ``config.json`` dict (keys this version does not know are
     dropped), moved to ``device``."""
-    known = {f.name for f in dataclasses.fields(RunConfig)}
-    return RunConfig(**{**{k: v for k, v in config.items() if k in known}, "device": device})
+    return RunConfig.from_dict({**config, "device": device}, source)
+
+
+def model_run_id(state) -> str | None:
+    """The run id :func:`~biocredit.training.run.save_model` put in a ``model.pt``."""
+    root = (getattr(state, "_metadata", None) or {}).get("")
+    return root.get(RUN_ID_METADATA) if isinstance(root, dict) else None
 
 
 def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
@@ -158,7 +177,7 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
     folder = Path(folder)
     if not (folder / "model.pt").is_file():
         raise FileNotFoundError(f"{folder} has no model.pt (the run saved no network)")
-    config = run_config(read_object(folder / "config.json"), device)
+    config = run_config(read_object(folder / "config.json"), device, str(folder / "config.json"))
     torch_device = torch.device(device)
     if dataset is None:
         dataset = load_dataset(config, torch_device)
@@ -172,5 +191,7 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
         raise ValueError(f"{folder / 'model.pt'} cannot be loaded into the run's model: it "
                          f"is truncated, corrupt or from another run "
                          f"({type(err).__name__})") from None
+    check_one_run(folder, {"config.json": [read_object(folder / "config.json")],
+                           "model.pt": [{"run_id": model_run_id(state)}]})
     net.eval()
     return net, dataset

@@ -99,6 +99,17 @@ def prepare(folder: Path, *, overwrite: bool = False, resume: bool = False) -> N
             entry.unlink()
 
 
+def remove_if_unused(folder: Path) -> None:
+    """Remove ``folder`` if it holds nothing but its lock file (a run that failed before
+    writing anything)."""
+    try:
+        if {entry.name for entry in folder.iterdir()} <= {LOCK}:
+            (folder / LOCK).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
+
+
 _held: dict[str, list] = {}   # folder -> [file descriptor, depth] for the locks we hold
 
 

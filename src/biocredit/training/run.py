@@ -28,7 +28,7 @@ from .. import losses, models, rules
 from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics,
                        transport_report)
 from .folder import (CHECKPOINT, RunFolderError, load_checkpoint, locked, new_run_id,
-                     prepare, save_checkpoint)
+                     prepare, remove_if_unused, save_checkpoint)
 from .interrupt import RunInterrupted, check_stop
 from .loop import TrainingDiverged, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
@@ -105,6 +105,37 @@ class RunConfig:
         models.check_taps(self.model, self.taps)
         resolve_device(self.device)
 
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "the config") -> "RunConfig":
+        """A config from a ``config.json`` dict (keys this version does not know are
+        dropped); a value of the wrong type is an error naming ``source`` and the key."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kept = {k: v for k, v in values.items() if k in fields}
+        for key, value in kept.items():
+            kind = str(fields[key].type)
+            check = _TYPE_CHECKS.get(kind.removesuffix(" | None"))
+            if check is None or (value is None and kind.endswith(" | None")):
+                continue
+            if not check[0](value):
+                raise ValueError(f"{source}: {key} must be {check[1]}; got {value!r}")
+        return cls(**kept)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+_TYPE_CHECKS = {    # a RunConfig field's annotation -> (check, what it must be)
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "float": (_is_number, "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "dict[str, Any]": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+                       "an object"),
+    "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                  "a list of strings"),
+}
 
 TASKS = ("classify", "autoencoder", "regress")
 
@@ -184,8 +215,14 @@ def load_weights(net: torch.nn.Module, path: str) -> None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"--init-from: no checkpoint at {path}") from None
-    except Exception as err:
-        raise ValueError(f"--init-from: {path} is not a readable model.pt ({err})") from None
+    except IsADirectoryError:
+        raise ValueError(f"--init-from: {path} is a folder; name the model.pt in it") from None
+    except Exception:
+        saved = None
+    if not isinstance(saved, dict) or \
+            not all(isinstance(k, str) and torch.is_tensor(v) for k, v in saved.items()):
+        raise ValueError(f"--init-from: {path} is not a model.pt (a state dict that torch.save "
+                         "wrote); it is another kind of file, truncated or corrupt")
     state = net.state_dict()
     keys = conversion_of(net).plain_keys
     missing = sorted(k for k in keys if k not in saved)
@@ -237,7 +274,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
     ``out_dir`` is locked while the run writes. A folder holding another run is refused
     unless ``overwrite`` (clear it first) or ``resume``: continue from its checkpoint (the
     config must be the run's own, ``epochs`` and ``device`` aside), bit for bit as if it had
-    not stopped; a finished run is returned as it is. ``progress(epoch, step, steps,
+    not stopped; a finished run only gets its summary rewritten. ``progress(epoch, step, steps,
     mean_loss)`` is called during each epoch, ``on_epoch(row)`` after it. ``dataset`` may be
     given to share one loaded copy. A diverging run raises :class:`TrainingDiverged`, a
     signal :class:`~biocredit.training.interrupt.RunInterrupted`, each after writing the
@@ -246,12 +283,19 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
     config.validate()
     device = resolve_device(config.device)
     out = Path(out_dir)
-    with locked(out):
-        prepare(out, overwrite=overwrite, resume=resume)
-        state = resume_state(config, out) if resume else None
-        if state is not None and state.finished:
-            return read_json(out / "summary.json")
-        return _train(config, out, device, dataset, progress, on_epoch, state)
+    created = not out.exists()
+    try:
+        with locked(out):
+            prepare(out, overwrite=overwrite, resume=resume)
+            state = resume_state(config, out) if resume else None
+            done = completed_summary(config, out, state)
+            if done is not None:
+                return done
+            return _train(config, out, device, dataset, progress, on_epoch, state)
+    except BaseException:
+        if created:
+            remove_if_unused(out)      # a run that failed while setting up leaves nothing
+        raise
 
 
 @dataclass
@@ -261,7 +305,6 @@ class ResumeState:
 
     run_id: str
     checkpoint: dict | None
-    finished: bool = False
 
 
 RESUMABLE_CHANGES = ("epochs", "device")   # what a resumed run may change in its config
@@ -290,10 +333,27 @@ def resume_state(config: RunConfig, out: Path) -> ResumeState | None:
         raise RunFolderError(f"{out} mixes two runs: its checkpoint is run "
                              f"{checkpoint.get('run_id')}, its config.json run "
                              f"{saved['run_id']}; start again with --overwrite")
-    rows = checkpoint["rows"]
-    finished = checkpoint["epoch"] >= config.epochs or \
-        rows[-1]["train_error"] <= config.stop_train_error
-    return ResumeState(saved["run_id"], checkpoint, finished)
+    if checkpoint["epoch"] > config.epochs:
+        raise RunFolderError(f"--resume {out}: the run has finished {checkpoint['epoch']} "
+                             f"epochs already; --epochs must be at least that")
+    return ResumeState(saved["run_id"], checkpoint)
+
+
+def completed_summary(config: RunConfig, out: Path, state: ResumeState | None) -> dict | None:
+    """The summary of a resumed run that has nothing left to do and says so; ``None`` when
+    it must train on, or its summary is stale (a kill after its last checkpoint)."""
+    if state is None or state.checkpoint is None:
+        return None
+    rows = state.checkpoint["rows"]
+    if len(rows) < config.epochs and rows[-1]["train_error"] > config.stop_train_error:
+        return None
+    try:
+        summary = read_json(out / "summary.json")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    fits = isinstance(summary, dict) and summary.get("status") == "completed" and \
+        summary.get("run_id") == state.run_id and summary.get("epochs_completed") == len(rows)
+    return summary if fits else None
 
 
 def read_json_file(path: Path):
@@ -307,12 +367,12 @@ def read_json_file(path: Path):
 def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress, on_epoch,
            state: ResumeState | None) -> dict:
     run_id = state.run_id if state is not None else new_run_id()
-    write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
     if dataset is None:
         dataset = load_dataset(config, device)
     dataset = dataset.to(device)
     check_task(config, dataset)
     net, rule, loss_fn, optimizer = build(config, dataset, device)
+    write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
     order = seeded_generator(config.seed, 2)
     probe_x = dataset.train_x[:config.probe_size]
     train_t = targets(config, dataset.train_x, dataset.train_y)
@@ -346,7 +406,8 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     }
     write_json(out / "summary.json", summary)
     try:
-        for epoch in range(len(rows) + 1, config.epochs + 1):
+        stopped_early = bool(rows) and rows[-1]["train_error"] <= config.stop_train_error
+        for epoch in range(len(rows) + 1, len(rows) if stopped_early else config.epochs + 1):
             def report(step, steps, mean, epoch=epoch):
                 if progress is not None:
                     progress(epoch, step, steps, mean)
@@ -382,7 +443,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
             rows.append(row)
             if step_rows:
                 write_jsonl(out / "steps.jsonl", step_rows)
-            save_model(net, out / "model.pt")
+            save_model(net, out / "model.pt", run_id)
             row["overhead_seconds"] = time.perf_counter() - start - seconds  # (so far)
             save_checkpoint(out / CHECKPOINT, {
                 "run_id": run_id, "epoch": epoch, "model": net.state_dict(),
@@ -499,8 +560,15 @@ def _last(values: list[float]) -> float | None:
         else None
 
 
-def save_model(net: torch.nn.Module, path: Path) -> None:
-    """``model.pt``: the network's ``state_dict`` (feedback state included), atomically."""
+RUN_ID_METADATA = "biocredit_run_id"
+
+
+def save_model(net: torch.nn.Module, path: Path, run_id: str | None = None) -> None:
+    """``model.pt``: the network's ``state_dict`` (feedback state included), atomically;
+    the run's id rides in the state dict's metadata (``load_state_dict`` ignores it)."""
+    state = net.state_dict()
+    if run_id is not None:
+        state._metadata.setdefault("", {})[RUN_ID_METADATA] = run_id
     buffer = io.BytesIO()
-    torch.save(net.state_dict(), buffer)
+    torch.save(state, buffer)
     write_bytes_atomic(path, buffer.getvalue())
