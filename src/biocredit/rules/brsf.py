@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from .base import learned_layers
 from .sign_symmetry import SignSymmetryRule
 
 
@@ -17,10 +18,16 @@ class BatchRandomSignFeedback(SignSymmetryRule):
     name = "brsf"
     summary = "sign symmetry: forward signs, random magnitudes redrawn every step"
 
+    def prepare(self, net, generator):
+        super().prepare(net, generator)
+        for layer in learned_layers(net):      # where each step's magnitudes are drawn
+            layer.register_buffer("feedback_draw", torch.empty_like(layer.weight),
+                                  persistent=False)
+
     def magnitude(self, layer):
         scale = self.options["feedback_scale"]
         s = scale if scale is not None else 1.0 / math.sqrt(layer.weight.shape[0])
-        return torch.rand_like(layer.weight) * s
+        return layer.feedback_draw.uniform_(0.0, s)      # = rand(W.shape) · s, in place
 
     def loaded_magnitude(self, layer):
         return layer.feedback.abs()    # no redraw on load: the run's random stream is kept

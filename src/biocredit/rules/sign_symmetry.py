@@ -33,10 +33,12 @@ class SignSymmetryRule(FeedbackAlignment):
 
     @torch.no_grad()
     def refresh(self, layer, magnitude) -> None:
-        b = torch.sign(layer.effective_weight()) * magnitude
+        """``B ← sign(W) ⊙ m`` (⊙ the feedback mask), in place: no new tensor per step."""
+        b = layer.feedback
+        torch.sign(layer.effective_weight(), out=b)
+        b.mul_(magnitude)
         if layer.feedback_mask is not None:
-            b = b * layer.feedback_mask
-        layer.feedback.copy_(b)
+            b.mul_(layer.feedback_mask)
 
     def after_step(self, net):
         for layer in learned_layers(net):
