@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("biocredit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:               # `biocredit … | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, OSError) as err:
         if args.debug:
             raise
@@ -149,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--classes", type=int, default=10)
     bench.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     bench.add_argument("--device", default="cpu")
+    bench.add_argument("--amp", action="store_true",
+                       help="steps under bf16 autocast (the plain-PyTorch floor too)")
     bench.add_argument("--json", help="also write the results to this file")
     bench.set_defaults(func=cmd_bench)
 
@@ -247,6 +253,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="examples in the fixed batch used for the alignment angles")
     p.add_argument("--log-every-steps", type=int, default=0, metavar="K",
                    help="also log the probe metrics every K steps to steps.jsonl (0: off)")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: forward and backward of each training step under "
+                        "bf16 autocast (weights, optimizer and feedback state stay float32)")
     p.add_argument("--divergence-factor", type=float, default=100.0, metavar="F",
                    help="stop as diverged when the training loss exceeds F times the initial "
                         "loss (at least F; 0: only NaN/inf stops a run)")
@@ -368,7 +377,7 @@ def config_from(args, spec: str) -> RunConfig:
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
         device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps,
-        divergence_factor=args.divergence_factor)
+        divergence_factor=args.divergence_factor, amp=args.amp)
 
 
 class ProgressBar:
@@ -734,9 +743,10 @@ def cmd_bench(args) -> int:
         raise ValueError(f"--input-shape is like 1x28x28; got {args.input_shape!r}") from None
     result = benchmark(names, args.model, batch_size=args.batch_size, steps=args.steps,
                        warmup=args.warmup, input_shape=shape, num_classes=args.classes,
-                       optimizer=args.optimizer, device=args.device,
+                       optimizer=args.optimizer, device=args.device, amp=args.amp,
                        taps=[t for t in args.taps.split(",") if t])
-    print(f"{args.model}, batch {args.batch_size}, {result['device']}, "
+    print(f"{args.model}, batch {args.batch_size}, {result['device']}"
+          f"{', bf16 autocast' if args.amp else ''}, "
           f"{result['threads']} threads, median of {args.steps} steps")
     width = max(8, *map(len, result["rules"]))
     print(f"{'rule':<{width}} {'step (ms)':>10} {'x BP':>6} {'x torch':>8} {'floor':>6} "

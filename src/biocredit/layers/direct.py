@@ -174,7 +174,7 @@ def engine_of(model: nn.Module) -> DirectEngine | None:
 def project(error: torch.Tensor, matrix: torch.Tensor, shapes) -> list[torch.Tensor]:
     """``[s_1 | … | s_k] = e B`` with ``B = [B_1ᵀ | … | B_kᵀ]`` (``C × Σ n_l``): every tap's
     signal from one matmul, reshaped to the tap's shape."""
-    flat = error.flatten(1) @ matrix
+    flat = error.flatten(1) @ matrix.to(error.dtype)      # (under autocast, e is bf16)
     sizes = [math.prod(s) for s in shapes]
     return [s.reshape(len(error), *shape) for s, shape in zip(flat.split(sizes, dim=1), shapes)]
 

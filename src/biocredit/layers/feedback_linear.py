@@ -47,12 +47,13 @@ class LinearFeedbackFunction(torch.autograd.Function):
         input, feedback = ctx.saved_tensors
         need_input, need_weight, need_bias, _ = ctx.needs_input_grad
         grad_input = grad_weight = grad_bias = None
+        dtype = grad_output.dtype     # under autocast (bf16), the forward's compute dtype
         if need_input:
-            grad_input = grad_output @ feedback
+            grad_input = grad_output @ feedback.to(dtype)
         if need_weight or need_bias:
             g2 = grad_output.reshape(-1, grad_output.shape[-1])
             if need_weight:
-                grad_weight = g2.t().mm(input.reshape(-1, input.shape[-1]))
+                grad_weight = g2.t().mm(input.reshape(-1, input.shape[-1]).to(dtype))
             if need_bias and ctx.has_bias:
                 grad_bias = g2.sum(0)
         return grad_input, grad_weight, grad_bias, None

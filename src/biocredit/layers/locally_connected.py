@@ -53,6 +53,7 @@ class UntiedFeedbackFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         input, feedback = ctx.saved_tensors
+        input, feedback = input.to(grad_output.dtype), feedback.to(grad_output.dtype)  # autocast
         kernel_size, padding, stride, _ = ctx.geometry
         need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
         n, c_out = grad_output.shape[:2]

@@ -44,5 +44,6 @@ class DirectFeedbackAlignment(DirectFeedbackRule):
         if not self.options.get("aux_errors"):
             return project(error, root.direct_feedback, shapes)        # [e B_1ᵀ | … | e B_kᵀ]
         matrices = block_matrices(root.direct_feedback, shapes)
+        matrices = [b.to(error.dtype) for b in matrices]
         return [(auxiliary_error(r.point.detach().flatten(1) @ b.t(), target) @ b)
                 .reshape(r.point.shape) for r, b in zip(records, matrices)]

@@ -35,7 +35,7 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     def hidden_signals(self, root, error, records, target):
         feedback = root.direct_feedback
         h = torch.cat([r.point.detach().flatten(1) for r in records], dim=1)
-        grad = error.flatten(1).t() @ h                       # e h_lᵀ for every tap at once
+        grad = (error.flatten(1).t() @ h.to(error.dtype)).to(feedback.dtype)  # e h_lᵀ, all taps
         if root.direct_feedback_mask is not None:
             grad.mul_(root.direct_feedback_mask)
         feedback.grad = grad if feedback.grad is None else feedback.grad + grad

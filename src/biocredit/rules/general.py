@@ -136,7 +136,8 @@ class GeneralFeedback(DirectFeedbackAlignment):
                         signal = error
                     else:
                         signal = dfa_delta(n) if kind else delta(n, (*visiting, l))
-                    u = signal @ getattr(root, f"neighbour_feedback_{direction}_{l}")
+                    u = signal @ getattr(root, f"neighbour_feedback_{direction}_{l}").to(
+                        signal.dtype)
                 w = float(weights.get(s, 1.0))
                 total, weight_sum = total + w * u, weight_sum + w
             signals[l] = total / weight_sum

@@ -54,8 +54,10 @@ class NodePerturbation(DirectFeedbackRule):
         seed, draws = root.perturbation_seed.tolist()
         root.perturbation_seed[1] += 1
         g = torch.Generator(device).manual_seed(seed + draws)
-        return [torch.randn(r.point.shape, generator=g, device=device, dtype=r.point.dtype)
-                * self.options["sigma"] for r in records]
+        # drawn in at least float32 (under bf16 autocast: the float32 noise, rounded)
+        return [(torch.randn(r.point.shape, generator=g, device=device,
+                             dtype=torch.promote_types(r.point.dtype, torch.float32))
+                 * self.options["sigma"]).to(r.point.dtype) for r in records]
 
     def hidden_signals(self, root, error, records, target, output):
         """``ΔL_n ξ_l / σ²`` at every tap, ``ΔL_n = e_n · (J ξ)_n`` per example ``n``."""

@@ -22,7 +22,8 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
               batch_size: int = 128, steps: int = 50, warmup: int = 10,
               input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
               optimizer: str = "sgd", lr: float = 1e-3, loss: str = "ce",
-              device: str = "cpu", seed: int = 0, taps: Sequence[str] = ()) -> dict:
+              device: str = "cpu", seed: int = 0, taps: Sequence[str] = (),
+              amp: bool = False) -> dict:
     """Median wall time of one full training step per rule, in milliseconds.
 
     Every rule trains its own converted copy of the same model on the same random batch, in
@@ -30,7 +31,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     ``after_step``); the rules take turns step by step in one process, so drifts in machine
     speed hit them alike. BP is always timed, as the reference for ``ratio_to_bp``, and so is
     the unconverted model (``"torch"``: plain PyTorch, the floor), the reference for
-    ``ratio_to_torch``.
+    ``ratio_to_torch``. ``amp``: every step's forward and loss under bf16 autocast.
     """
     for label, value, least in (("batch_size", batch_size, 1), ("steps", steps, 1),
                                  ("warmup", warmup, 0), ("num_classes", num_classes, 2)):
@@ -60,7 +61,9 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
         opt.zero_grad(set_to_none=True)
         if rule is not None:
             set_targets(net, y)
-        loss_fn(net(x), y).backward()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(net(x), y)
+        loss.backward()
         opt.step()
         if rule is not None:
             rule.after_step(net)
@@ -86,6 +89,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     return {
         "model": model, "batch_size": batch_size, "steps": steps, "warmup": warmup,
         "optimizer": optimizer, "device": str(dev), "threads": torch.get_num_threads(),
+        "amp": amp,
         "torch": torch.__version__, "machine": platform.machine(),
         "forward_macs": macs,
         "rules": {name: {"step_ms": ms, "ratio_to_bp": ms / medians["bp"],

@@ -32,7 +32,8 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
                 optimizer: torch.optim.Optimizer, batch_size: int,
                 generator: torch.Generator, progress: ProgressFn | None = None,
                 check_every: int = 50, on_step: StepFn | None = None,
-                adversarial: float = 0.0, loss_bound: float = math.inf) -> float:
+                adversarial: float = 0.0, loss_bound: float = math.inf,
+                amp: bool = False) -> float:
     """One pass over ``(x, y)`` in a random order drawn from ``generator``; returns the mean
     training loss. The loss is read back (a device sync) only every ``check_every`` steps,
     to report progress and stop a diverging run with :class:`TrainingDiverged` (a loss that
@@ -42,7 +43,9 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     ``on_step(step, mean_loss)`` (if given) is called after every optimizer step with the
     step's number in the epoch (from 1) and a function returning the mean training loss of
     the epoch so far (calling it syncs the device). ``adversarial = ε > 0`` trains on
-    :func:`fast_gradient_sign` examples instead of the batch itself."""
+    :func:`fast_gradient_sign` examples instead of the batch itself. ``amp``: forward and
+    loss under bf16 autocast (the rule's backward follows in bf16; weights, gradients and
+    optimizer state stay in their own dtype)."""
     net.train()
     n = len(x)
     order = torch.randperm(n, generator=generator).to(x.device)
@@ -60,7 +63,8 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
             xb = fast_gradient_sign(net, loss_fn, xb, yb, adversarial)
         optimizer.zero_grad(set_to_none=True)
         set_targets(net, yb)                # for rules that need labels (auxiliary errors)
-        loss = loss_fn(net(xb), yb)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(net(xb), yb)
         loss.backward()
         optimizer.step()
         rule.after_step(net)

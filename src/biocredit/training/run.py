@@ -70,6 +70,7 @@ class RunConfig:
     probe_size: int = 256
     log_every_steps: int = 0  # also log the probe metrics every k steps to steps.jsonl (0: off)
     divergence_factor: float = 100.0  # stop when the loss exceeds this × max(initial, 1) (0: off)
+    amp: bool = False               # training steps under bf16 autocast (mixed precision)
 
     def validate(self) -> None:
         """Fail early, with a clear message, on names and values that cannot work."""
@@ -399,7 +400,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
         "data": config.data, "task": config.task, "loss": config.loss,
         "optimizer": config.optimizer,
         "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
-        "seed": config.seed, "device": str(device),
+        "seed": config.seed, "device": str(device), "amp": config.amp,
         "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "weight_transport": transport_report(net, probe_x[:2]).summary(),
         "status": "running",
@@ -426,7 +427,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
             train_loss = train_epoch(net, rule, dataset.train_x, train_t, loss_fn,
                                      optimizer, config.batch_size, order, report,
                                      on_step=on_step, adversarial=config.adversarial,
-                                     loss_bound=loss_bound)
+                                     loss_bound=loss_bound, amp=config.amp)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
