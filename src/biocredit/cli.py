@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="cpu")
     bench.add_argument("--amp", action="store_true",
                        help="steps under bf16 autocast (the plain-PyTorch floor too)")
+    bench.add_argument("--compile", action="store_true",
+                       help="torch.compile every model (the plain-PyTorch floor too); the "
+                            "warm-up steps pay the compilation")
     bench.add_argument("--json", help="also write the results to this file")
     bench.set_defaults(func=cmd_bench)
 
@@ -253,6 +256,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="examples in the fixed batch used for the alignment angles")
     p.add_argument("--log-every-steps", type=int, default=0, metavar="K",
                    help="also log the probe metrics every K steps to steps.jsonl (0: off)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the converted model for the training steps (needs a "
+                        "C++ compiler on the CPU; the first steps pay the compilation)")
     p.add_argument("--amp", action="store_true",
                    help="mixed precision: forward and backward of each training step under "
                         "bf16 autocast (weights, optimizer and feedback state stay float32)")
@@ -377,7 +383,7 @@ def config_from(args, spec: str) -> RunConfig:
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
         device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps,
-        divergence_factor=args.divergence_factor, amp=args.amp)
+        divergence_factor=args.divergence_factor, amp=args.amp, compile=args.compile)
 
 
 class ProgressBar:
@@ -744,9 +750,9 @@ def cmd_bench(args) -> int:
     result = benchmark(names, args.model, batch_size=args.batch_size, steps=args.steps,
                        warmup=args.warmup, input_shape=shape, num_classes=args.classes,
                        optimizer=args.optimizer, device=args.device, amp=args.amp,
-                       taps=[t for t in args.taps.split(",") if t])
+                       compile=args.compile, taps=[t for t in args.taps.split(",") if t])
     print(f"{args.model}, batch {args.batch_size}, {result['device']}"
-          f"{', bf16 autocast' if args.amp else ''}, "
+          f"{', bf16 autocast' if args.amp else ''}{', compiled' if args.compile else ''}, "
           f"{result['threads']} threads, median of {args.steps} steps")
     width = max(8, *map(len, result["rules"]))
     print(f"{'rule':<{width}} {'step (ms)':>10} {'x BP':>6} {'x torch':>8} {'floor':>6} "

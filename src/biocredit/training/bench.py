@@ -23,7 +23,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
               input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10,
               optimizer: str = "sgd", lr: float = 1e-3, loss: str = "ce",
               device: str = "cpu", seed: int = 0, taps: Sequence[str] = (),
-              amp: bool = False) -> dict:
+              amp: bool = False, compile: bool = False) -> dict:
     """Median wall time of one full training step per rule, in milliseconds.
 
     Every rule trains its own converted copy of the same model on the same random batch, in
@@ -31,7 +31,8 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     ``after_step``); the rules take turns step by step in one process, so drifts in machine
     speed hit them alike. BP is always timed, as the reference for ``ratio_to_bp``, and so is
     the unconverted model (``"torch"``: plain PyTorch, the floor), the reference for
-    ``ratio_to_torch``. ``amp``: every step's forward and loss under bf16 autocast.
+    ``ratio_to_torch``. ``amp``: every step's forward and loss under bf16 autocast;
+    ``compile``: every model (the floor too) runs ``torch.compile``'d.
     """
     for label, value, least in (("batch_size", batch_size, 1), ("steps", steps, 1),
                                  ("warmup", warmup, 0), ("num_classes", num_classes, 2)):
@@ -57,12 +58,15 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
                            taps=(list(taps) or None) if rule.direct else None)
         setups[name] = (rule, net, make_optimizer(optimizer, trainable(net), lr))
 
+    forwards = {id(net): torch.compile(net) if compile else net
+                for _, net, _ in setups.values()}
+
     def step(rule, net, opt):
         opt.zero_grad(set_to_none=True)
         if rule is not None:
             set_targets(net, y)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(net(x), y)
+            loss = loss_fn(forwards[id(net)](x), y)
         loss.backward()
         opt.step()
         if rule is not None:
@@ -89,7 +93,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     return {
         "model": model, "batch_size": batch_size, "steps": steps, "warmup": warmup,
         "optimizer": optimizer, "device": str(dev), "threads": torch.get_num_threads(),
-        "amp": amp,
+        "amp": amp, "compile": compile,
         "torch": torch.__version__, "machine": platform.machine(),
         "forward_macs": macs,
         "rules": {name: {"step_ms": ms, "ratio_to_bp": ms / medians["bp"],

@@ -71,6 +71,7 @@ class RunConfig:
     log_every_steps: int = 0  # also log the probe metrics every k steps to steps.jsonl (0: off)
     divergence_factor: float = 100.0  # stop when the loss exceeds this × max(initial, 1) (0: off)
     amp: bool = False               # training steps under bf16 autocast (mixed precision)
+    compile: bool = False           # torch.compile the converted model for the training steps
 
     def validate(self) -> None:
         """Fail early, with a clear message, on names and values that cannot work."""
@@ -373,6 +374,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     dataset = dataset.to(device)
     check_task(config, dataset)
     net, rule, loss_fn, optimizer = build(config, dataset, device)
+    forward = torch.compile(net) if config.compile else net   # the training steps' forward
     write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
     order = seeded_generator(config.seed, 2)
     probe_x = dataset.train_x[:config.probe_size]
@@ -401,6 +403,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
         "optimizer": config.optimizer,
         "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
         "seed": config.seed, "device": str(device), "amp": config.amp,
+        "compile": config.compile,
         "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "weight_transport": transport_report(net, probe_x[:2]).summary(),
         "status": "running",
@@ -427,7 +430,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
             train_loss = train_epoch(net, rule, dataset.train_x, train_t, loss_fn,
                                      optimizer, config.batch_size, order, report,
                                      on_step=on_step, adversarial=config.adversarial,
-                                     loss_bound=loss_bound, amp=config.amp)
+                                     loss_bound=loss_bound, amp=config.amp, forward=forward)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start

@@ -1,5 +1,6 @@
-"""Mixed precision (issue 14): every rule's teaching signal under bf16 autocast is the
-float32 one, up to bf16 rounding, and ``--amp`` trains."""
+"""Mixed precision and torch.compile (issue 14): every rule's teaching signal under bf16
+autocast is the float32 one, up to bf16 rounding; compiled models get eager's gradients;
+``--amp`` and ``--compile`` train."""
 
 import copy
 import json
@@ -64,3 +65,42 @@ def test_bench_with_amp_reports_positive_ratios(tmp_path, capsys):
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["amp"] is True
     assert all(r["ratio_to_torch"] > 0 and r["step_ms"] > 0 for r in result["rules"].values())
+
+
+@pytest.fixture(scope="module")
+def can_compile():
+    """Skip when this torch cannot compile here (no C++ compiler, an unsupported platform)."""
+    try:
+        torch.compile(lambda t: t * 2 + 1)(torch.ones(3))
+    except Exception as err:            # noqa: BLE001 - any failure means "cannot compile"
+        pytest.skip(f"torch.compile does not work on this machine: {type(err).__name__}")
+
+
+def test_compiled_models_get_eagers_gradients_for_bp_fa_and_dfa(can_compile):
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    for name in ("bp", "fa", "dfa"):
+        torch.manual_seed(0)
+        rule = rules.create(name)
+        net = rule.convert(models.create("mlp:2x32:tanh", (1, 8, 8), 10),
+                           generator=torch.Generator().manual_seed(1), example_input=x[:1])
+        eager = gradients(net, rule, x, y, amp=False)
+        compiled = torch.compile(net)
+        for _ in range(2):              # the second call runs the cached graph
+            net.zero_grad(set_to_none=True)
+            biocredit.set_targets(net, y)
+            torch.nn.functional.cross_entropy(compiled(x), y).backward()
+            for key, g in eager.items():
+                torch.testing.assert_close(dict(net.named_parameters())[key].grad, g,
+                                           rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
+
+
+@pytest.mark.slow
+def test_train_with_compile_matches_eager(can_compile, tmp_path):
+    common = ["train", "--rule", "dfa", "--model", "mlp:1x64:tanh", "--data", "digits",
+              "--epochs", "2", "--lr", "0.01", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "eager")]) == 0
+    assert main([*common, "--compile", "--out", str(tmp_path / "compiled")]) == 0
+    eager, compiled = (json.loads((tmp_path / f / "summary.json").read_text())
+                       for f in ("eager", "compiled"))
+    assert compiled["compile"] is True
+    assert compiled["test_error"] == pytest.approx(eager["test_error"], abs=0.01)
