@@ -70,6 +70,7 @@ RUN_FLAGS = {
     "--aux-errors": st.none(),
     "--overwrite": st.none(),
     "--no-download": st.none(),
+    "--amp": st.none(),
 }
 BENCH_FLAGS = {
     "--rules": values("bp,fa", "dfa", "bogus", ","),
