@@ -520,3 +520,22 @@ def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys):
     assert entry.main() == 130
     monkeypatch.setattr(builtins, "__import__", real_import)
     assert capsys.readouterr().err == "biocredit: interrupted\n"
+
+
+def test_the_running_train_error_is_the_full_one_when_the_model_stands_still(tmp_path):
+    """``train_error = "running"`` counts the errors of the batches as they are trained on;
+    with a learning rate too small to move the weights it is the full evaluation's value."""
+    rows = {}
+    for mode in ("full", "running"):
+        config = small_config("dfa", 2)
+        config.model_options, config.optimizer, config.lr = {}, "sgd", 1e-30
+        config.train_error = mode
+        run(config, tmp_path / mode)
+        rows[mode] = read_jsonl(tmp_path / mode / "metrics.jsonl")
+    for full, running in zip(rows["full"], rows["running"]):
+        assert running["train_error"] == pytest.approx(full["train_error"], abs=1e-12)
+        assert running["test_error"] == full["test_error"] and 0 < full["train_error"] < 1
+    moving = small_config("dfa", 1)                 # a learning model: the two differ
+    moving.train_error = "running"
+    assert run(moving, tmp_path / "moving")["train_error"] != \
+        run(small_config("dfa", 1), tmp_path / "moving-full")["train_error"]

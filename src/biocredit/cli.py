@@ -256,6 +256,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="examples in the fixed batch used for the alignment angles")
     p.add_argument("--log-every-steps", type=int, default=0, metavar="K",
                    help="also log the probe metrics every K steps to steps.jsonl (0: off)")
+    p.add_argument("--train-error", choices=("full", "running"), default="full",
+                   help="full: re-evaluate the whole training set after each epoch (a forward "
+                        "pass over it); running: the errors of the epoch's own batches as "
+                        "they were trained on (free)")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the converted model for the training steps (needs a "
                         "C++ compiler on the CPU; the first steps pay the compilation)")
@@ -383,7 +387,8 @@ def config_from(args, spec: str) -> RunConfig:
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
         device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps,
-        divergence_factor=args.divergence_factor, amp=args.amp, compile=args.compile)
+        divergence_factor=args.divergence_factor, amp=args.amp, compile=args.compile,
+        train_error=args.train_error)
 
 
 class ProgressBar:

@@ -33,7 +33,8 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
                 generator: torch.Generator, progress: ProgressFn | None = None,
                 check_every: int = 50, on_step: StepFn | None = None,
                 adversarial: float = 0.0, loss_bound: float = math.inf,
-                amp: bool = False, forward: Callable | None = None) -> float:
+                amp: bool = False, forward: Callable | None = None,
+                error_sum: torch.Tensor | None = None) -> float:
     """One pass over ``(x, y)`` in a random order drawn from ``generator``; returns the mean
     training loss. The loss is read back (a device sync) only every ``check_every`` steps,
     to report progress and stop a diverging run with :class:`TrainingDiverged` (a loss that
@@ -46,7 +47,9 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     :func:`fast_gradient_sign` examples instead of the batch itself. ``amp``: forward and
     loss under bf16 autocast (the rule's backward follows in bf16; weights, gradients and
     optimizer state stay in their own dtype). ``forward``: what computes the outputs
-    (default ``net``; e.g. ``torch.compile(net)``)."""
+    (default ``net``; e.g. ``torch.compile(net)``). ``error_sum`` (a 0-d tensor), if
+    given, accumulates ``loss_fn.errors`` of every batch as it was trained on (the running
+    training error's numerator; no extra forward pass, no device sync)."""
     net.train()
     n = len(x)
     order = torch.randperm(n, generator=generator).to(x.device)
@@ -65,7 +68,11 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
         optimizer.zero_grad(set_to_none=True)
         set_targets(net, yb)                # for rules that need labels (auxiliary errors)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn((net if forward is None else forward)(xb), yb)
+            out = (net if forward is None else forward)(xb)
+            loss = loss_fn(out, yb)
+        if error_sum is not None:
+            with torch.no_grad():
+                error_sum += loss_fn.errors(out.detach().float(), yb).double()
         loss.backward()
         optimizer.step()
         rule.after_step(net)

@@ -72,11 +72,15 @@ class RunConfig:
     divergence_factor: float = 100.0  # stop when the loss exceeds this × max(initial, 1) (0: off)
     amp: bool = False               # training steps under bf16 autocast (mixed precision)
     compile: bool = False           # torch.compile the converted model for the training steps
+    train_error: str = "full"       # full: re-evaluate the training set after each epoch;
+    #                                 running: the errors of the epoch's own batches (free)
 
     def validate(self) -> None:
         """Fail early, with a clear message, on names and values that cannot work."""
         rules.create(self.rule, **self.rule_options)
         losses.create(self.loss, **self.loss_options)
+        if self.train_error not in ("full", "running"):
+            raise ValueError(f"train_error is full or running; got {self.train_error!r}")
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
         if (self.task == "autoencoder") != (self.loss == "reconstruction"):
@@ -427,15 +431,21 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
                                                           loss_fn)})
 
             start = time.perf_counter()
+            running = torch.zeros((), dtype=torch.float64, device=device) \
+                if config.train_error == "running" else None
             train_loss = train_epoch(net, rule, dataset.train_x, train_t, loss_fn,
                                      optimizer, config.batch_size, order, report,
                                      on_step=on_step, adversarial=config.adversarial,
-                                     loss_bound=loss_bound, amp=config.amp, forward=forward)
+                                     loss_bound=loss_bound, amp=config.amp, forward=forward,
+                                     error_sum=running)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
             row = {"run_id": run_id, "epoch": epoch, "train_loss": train_loss}
-            _, row["train_error"] = evaluate(net, dataset.train_x, train_t, loss_fn)
+            if running is None:
+                _, row["train_error"] = evaluate(net, dataset.train_x, train_t, loss_fn)
+            else:
+                row["train_error"] = running.item() / len(dataset.train_x)
             row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, test_t, loss_fn)
             if val_t is not None:
                 _, row["val_error"] = evaluate(net, dataset.val_x, val_t, loss_fn)
