@@ -41,6 +41,7 @@ class TapRecord:
     skip: bool = False
     elementwise: bool = True
     output: torch.Tensor | None = None
+    layer: tuple[nn.Module, torch.Tensor] | None = None   # the weight layer making a_l, its input
 
 
 class JoinFunction(torch.autograd.Function):
@@ -79,6 +80,7 @@ class DirectEngine:
         self._frozen_taps = 0
         self._previous: torch.Tensor | None = None
         self._preactivation: torch.Tensor | None = None
+        self._layer: tuple[nn.Module, torch.Tensor] | None = None
 
     # -- hooks ------------------------------------------------------------------------------
     def begin(self, module, args) -> None:
@@ -87,7 +89,7 @@ class DirectEngine:
             return
         # A fresh record every time, so a forward that raised half-way leaves nothing behind.
         self._records = [] if not self.exact and torch.is_grad_enabled() else None
-        self._previous = self._preactivation = None
+        self._previous = self._preactivation = self._layer = None
         self._frozen_taps = 0       # taps passed with nothing below them to learn
 
     def tap(self, h, preactivation, activation, skip=False, elementwise=True):
@@ -99,7 +101,8 @@ class DirectEngine:
         if preactivation is None:
             preactivation = self._preactivation
         record = TapRecord(self._previous, preactivation,
-                           h if activation is None else activation, h, skip, elementwise)
+                           h if activation is None else activation, h, skip, elementwise,
+                           layer=self._layer if preactivation is self._preactivation else None)
         records.append(record)
         if self._probing:
             return h
@@ -113,6 +116,7 @@ class DirectEngine:
         """Forward hook of weight layers: remember the latest ``a_l``."""
         if self._records is not None:
             self._preactivation = output
+            self._layer = (module, args[0]) if args else None
 
     def end(self, module, args, output):
         """Root forward hook: join the recorded taps to the output."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..layers import project
 from .dfa import DirectFeedbackAlignment
@@ -49,12 +51,24 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
                                            retain_graph=True)
             for below, record in zip(records, records[1:]):
                 tangent = forward_jvp(below.point, below.activation, delta)
-                signal = forward_jvp(record.preactivation, record.input, tangent)  # W_l δa_{l-1}
+                signal = weight_times(record, tangent)                         # W_l δa_{l-1}
                 # δa_l = signal ⊙ f'(a_l): the backward of the steps up to the activation.
                 (delta,) = torch.autograd.grad(record.activation, record.preactivation, signal,
                                                retain_graph=True)
                 signals.append(signal)
         return signals
+
+
+def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
+    """``W_l · tangent``: the Jacobian of the local graph from the previous tap to ``a_l``.
+    When ``a_l`` is a linear layer's output on the previous tap's output itself, that is
+    the layer's own map without its bias (one matmul); otherwise :func:`forward_jvp`."""
+    layer, layer_input = record.layer or (None, None)
+    if isinstance(layer, nn.Linear) and layer_input is record.input:
+        weight = layer.effective_weight() if hasattr(layer, "effective_weight") else \
+            layer.weight
+        return F.linear(tangent, weight.detach().to(tangent.dtype))
+    return forward_jvp(record.preactivation, record.input, tangent)
 
 
 def forward_jvp(output: torch.Tensor, input: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
