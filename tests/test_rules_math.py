@@ -485,3 +485,31 @@ def test_hardtanh_derivative_at_the_boundary():
     assert np.all(db[0] != 0)  # the boundary units do get a signal under the documented rule
     np.testing.assert_allclose(trained.blocks[0].layer.bias.grad.numpy(), db[0],
                                rtol=RTOL, atol=ATOL)
+
+
+def test_ifa_skips_input_gradients_it_does_not_use_and_its_signals_stay_the_same():
+    """After one training forward shows that every layer between taps is a linear layer on
+    the previous tap's output, IFA's taps stop asking for input gradients (products nobody
+    uses); the weight gradients are the same as with them. With dropout between a tap and
+    the next layer, the signal goes the general way, input gradients and all."""
+    from biocredit.layers import engine_of
+    for dropout, skips in ((0.0, True), (0.3, False)):
+        torch.manual_seed(0)
+        rule = R.create("ifa")
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.Tanh(), nn.Dropout(dropout),
+                              nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 10))
+        if not dropout:
+            del model[3]                                # a tap feeds the next layer itself
+        x = torch.randn(8, 1, 8, 8)
+        net = rule.convert(model, generator=torch.Generator().manual_seed(1),
+                           example_input=x[:1])
+        y = torch.randint(0, 10, (8,))
+        grads = []
+        for _ in range(2):
+            net.zero_grad()
+            torch.manual_seed(3)                        # the same dropout masks
+            F.cross_entropy(net(x), y).backward()
+            grads.append([p.grad.clone() for p in net.parameters()])
+        assert engine_of(net)._input_grad is not skips
+        for a, b in zip(*grads):
+            assert torch.equal(a, b)

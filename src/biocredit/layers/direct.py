@@ -81,6 +81,7 @@ class DirectEngine:
         self._previous: torch.Tensor | None = None
         self._preactivation: torch.Tensor | None = None
         self._layer: tuple[nn.Module, torch.Tensor] | None = None
+        self._input_grad = True     # tap outputs require grad (rules with local_input_grad)
 
     # -- hooks ------------------------------------------------------------------------------
     def begin(self, module, args) -> None:
@@ -107,7 +108,7 @@ class DirectEngine:
         if self._probing:
             return h
         out = h.detach()
-        if self.rule.local_input_grad:
+        if self.rule.local_input_grad and self._input_grad:
             record.output = out.requires_grad_()
         self._previous = out
         return out
@@ -134,6 +135,8 @@ class DirectEngine:
                                "hidden layer would learn; place biocredit.Tap() after each "
                                "hidden activation or convert with taps=[...]")
         self.materialise(records, output)
+        if self.rule.local_input_grad:
+            self._input_grad = self.rule.input_grad_needed(records)   # for the next forward
         return JoinFunction.apply(output, self, records, *self.rule.injection_points(records))
 
     # -- state ------------------------------------------------------------------------------

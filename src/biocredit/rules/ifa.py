@@ -38,6 +38,12 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
         if any(r.preactivation is None for r in records):
             raise ValueError("IFA needs a weight layer before every tap")
 
+    def input_grad_needed(self, records):
+        """Only where a signal must go forward through something else than a linear layer
+        fed by the previous tap (:func:`weight_times`); otherwise no layer computes an input
+        gradient IFA would not use."""
+        return not all(linear_on_previous_tap(r) for r in records[1:])
+
     def injection_points(self, records):
         return [records[0].point] + [r.activation for r in records[1:]]
 
@@ -63,12 +69,22 @@ def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
     """``W_l · tangent``: the Jacobian of the local graph from the previous tap to ``a_l``.
     When ``a_l`` is a linear layer's output on the previous tap's output itself, that is
     the layer's own map without its bias (one matmul); otherwise :func:`forward_jvp`."""
-    layer, layer_input = record.layer or (None, None)
-    if isinstance(layer, nn.Linear) and layer_input is record.input:
+    if linear_on_previous_tap(record):
+        layer = record.layer[0]
         weight = layer.effective_weight() if hasattr(layer, "effective_weight") else \
             layer.weight
         return F.linear(tangent, weight.detach().to(tangent.dtype))
+    if not record.input.requires_grad:
+        raise RuntimeError("IFA: the layers between two taps changed between training steps "
+                           "(a linear layer on the previous tap's output before, something "
+                           "else now); IFA needs the same structure at every step")
     return forward_jvp(record.preactivation, record.input, tangent)
+
+
+def linear_on_previous_tap(record) -> bool:
+    """Whether ``a_l`` is a linear layer's output on the previous tap's output itself."""
+    layer, layer_input = record.layer or (None, None)
+    return isinstance(layer, nn.Linear) and layer_input is record.input
 
 
 def forward_jvp(output: torch.Tensor, input: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
