@@ -51,8 +51,14 @@ class NodePerturbation(DirectFeedbackRule):
 
     def noise(self, root, records, device) -> list[torch.Tensor]:
         """``ξ_l ~ N(0, σ²)`` in every tap's shape, from the next generator of the stream."""
-        seed, draws = root.perturbation_seed.tolist()
-        root.perturbation_seed[1] += 1
+        stream = root.perturbation_seed
+        known = getattr(root, "_perturbation_stream", None)   # (seed, draws, id, version)
+        if known is not None and known[2:] == (id(stream), stream._version):
+            seed, draws = known[:2]        # as this rule left it: no read-back from the device
+        else:
+            seed, draws = stream.tolist()  # first use, or loaded or moved since: read it
+        stream[1] += 1
+        root._perturbation_stream = (seed, draws + 1, id(stream), stream._version)
         g = torch.Generator(device).manual_seed(seed + draws)
         # drawn in at least float32 (under bf16 autocast: the float32 noise, rounded)
         return [(torch.randn(r.point.shape, generator=g, device=device,
