@@ -631,7 +631,6 @@ def cmd_compare(args) -> int:
     runs: dict[str, dict[int, dict]] = {spec: {} for spec in specs}
     folders: dict[str, Path] = {}
     diverged: set[str] = set()
-    diverged_runs = 0
     stopped = None
     with locked(out):
         prepare(out, overwrite=args.overwrite, resume=resume)
@@ -653,7 +652,6 @@ def cmd_compare(args) -> int:
                 except TrainingDiverged as err:
                     runs[spec][seed] = err.summary
                     diverged.add(spec)
-                    diverged_runs += 1
                     print(f"biocredit: {name} diverged: {err}; going on with the others",
                           file=sys.stderr)
                 except RunInterrupted as err:
@@ -665,7 +663,7 @@ def cmd_compare(args) -> int:
             write_comparison(args, out, configs, seeds, finished, folders, dataset, diverged)
     if stopped is not None:
         raise stopped
-    if diverged_runs == len(specs) * len(seeds):
+    if all(s.get("status") == "diverged" for r in runs.values() for s in r.values()):
         raise TrainingDiverged("every run of the comparison diverged")
     return 0
 
@@ -696,7 +694,8 @@ def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
     if args.task == "autoencoder":
         from .training.autoencoder import combine_reconstructions
         combine_reconstructions(out / "reconstructions.png", dataset, folders)
-    reported = [f for f in folders.values() if (f / "metrics.jsonl").is_file()]
+    from .report.runs import finished_an_epoch
+    reported = [f for f in folders.values() if finished_an_epoch(f)]
     if len(reported) < len(folders):
         print("the report leaves out " + ", ".join(
             name for name, f in folders.items() if f not in reported)

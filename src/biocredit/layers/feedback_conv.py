@@ -49,8 +49,8 @@ class ConvFeedbackFunction(torch.autograd.Function):
         # weight's place: ∂x uses B; ∂W depends only on x, ∂a and the kernel's shape.
         dtype = grad_output.dtype     # under autocast (bf16), the forward's compute dtype
         grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_output, input.to(dtype), feedback.to(dtype), ctx.bias_sizes, stride, padding, dilation, False,
-            [0] * (feedback.dim() - 2), groups,
+            grad_output, input.to(dtype), feedback.to(dtype), ctx.bias_sizes, stride, padding,
+            dilation, False, [0] * (feedback.dim() - 2), groups,
             [need_input, need_weight, need_bias and ctx.bias_sizes is not None])
         return grad_input, grad_weight, grad_bias, None, None, None, None, None
 

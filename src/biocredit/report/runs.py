@@ -177,7 +177,8 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
     folder = Path(folder)
     if not (folder / "model.pt").is_file():
         raise FileNotFoundError(f"{folder} has no model.pt (the run saved no network)")
-    config = run_config(read_object(folder / "config.json"), device, str(folder / "config.json"))
+    saved = read_object(folder / "config.json")
+    config = run_config(saved, device, str(folder / "config.json"))
     torch_device = torch.device(device)
     if dataset is None:
         dataset = load_dataset(config, torch_device)
@@ -191,7 +192,6 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
         raise ValueError(f"{folder / 'model.pt'} cannot be loaded into the run's model: it "
                          f"is truncated, corrupt or from another run "
                          f"({type(err).__name__})") from None
-    check_one_run(folder, {"config.json": [read_object(folder / "config.json")],
-                           "model.pt": [{"run_id": model_run_id(state)}]})
+    check_one_run(folder, {"config.json": [saved], "model.pt": [{"run_id": model_run_id(state)}]})
     net.eval()
     return net, dataset
