@@ -28,7 +28,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "layers", "losses", "metrics", "models", "rules", "training")
+_SUBMODULES = ("data", "distributed", "layers", "losses", "metrics", "models", "rules",
+               "training")
 _NAMES = {   # exported name -> the submodule that defines it
     **{name: "layers" for name in ("Conversion", "Tap", "after_epoch", "after_step",
                                    "conversion_of", "convert", "exact_gradients",

@@ -14,12 +14,13 @@ from pathlib import Path
 import torch
 
 from . import data as datasets
-from . import losses, models, rules
+from . import distributed, losses, models, rules
 from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
 from .training.seeds import parse_seeds, seed_statistics
 from .training.folder import locked, new_run_id, prepare, unique_folder
 from .training.interrupt import RunInterrupted, stop_on_signals
+from .training.sweep import Outcome, Sweep, Task, run_sweep
 from .training.run import TASKS, read_json_file
 from .training.results import read_json, slug, write_json
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(exit_)
     args.argv = argv
     try:
+        if distributed.launched_in_parallel():
+            join_process_group(args)
         return args.func(args)
     except TrainingDiverged as err:
         print(f"biocredit: training diverged: {err}. What was written so far is kept.",
@@ -65,6 +68,21 @@ def main(argv: list[str] | None = None) -> int:
                   "again with --debug for the traceback, and please report it)",
                   file=sys.stderr)
         return 1
+    finally:
+        distributed.stop()
+
+
+def join_process_group(args) -> None:
+    """Under ``torchrun``: join its process group for one data-parallel ``train``; ranks
+    other than 0 stay quiet (rank 0 prints and writes)."""
+    if args.command != "train":
+        raise ValueError(f"torchrun starts data-parallel training: biocredit train; for "
+                         f"{args.command}, run one process (compare and reproduce take --jobs)")
+    if getattr(args, "jobs", 1) != 1:
+        raise ValueError("--jobs runs several single-process runs; under torchrun leave it out")
+    if not distributed.start_from_environment().writer:
+        args.quiet = True
+        sys.stdout = open(os.devnull, "w")
 
 
 def user_code(err: BaseException) -> str | None:
@@ -98,8 +116,31 @@ def one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` shows every option's default (unless its help states it, or there is
+    none to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS, [], "") or \
+                not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line naming the argument (``--help`` shows the usage)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        if not kwargs.get("help") and kwargs.get("default") not in \
+                (None, False, argparse.SUPPRESS):     # argparse lists no option without help
+            kwargs["help"] = "default: %(default)s"
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -152,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--input-shape", default="1x28x28", help="one example, e.g. 1x28x28")
     bench.add_argument("--classes", type=int, default=10)
     bench.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--device", default="auto",
+                       help="cpu, cuda, cuda:N, mps or auto (CUDA when available)")
     bench.add_argument("--amp", action="store_true",
                        help="steps under bf16 autocast (the plain-PyTorch floor too)")
     bench.add_argument("--compile", action="store_true",
@@ -172,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("extra", nargs=argparse.REMAINDER,
                            help="--budget smoke|short|full, --out DIR, --force, --dry-run, "
                                 "--publish DIR (all: also write REPRODUCTION.md with its "
-                                "figures there), then flags for the commands")
+                                "figures there), --jobs N (each step's runs N at a time), "
+                                "then flags for the commands")
     reproduce.set_defaults(func=cmd_reproduce)
 
     for name, helptext, func in (("rules", "list the learning rules", cmd_rules),
@@ -251,7 +294,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", help="run several seeds: a count N (the N seeds from --seed) or "
                                    "a list 0,1,2; every run is kept, tables show mean ± std")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:N, mps or auto (CUDA when available, else the CPU)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="with several runs (compare, --seeds): run N at once, each in its "
+                        "own process with its share of the CPU threads")
     p.add_argument("--probe-size", type=int, default=256,
                    help="examples in the fixed batch used for the alignment angles")
     p.add_argument("--log-every-steps", type=int, default=0, metavar="K",
@@ -277,6 +324,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue the run in RUN_DIR from its last finished epoch (with it: "
                         "only --epochs, --device, --quiet)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1; got {text!r}")
+    return value
 
 
 def fraction_or_count(text: str) -> float | int:
@@ -433,7 +490,7 @@ def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None, *,
         bar.close()
 
 
-RESUME_FLAGS = {"--resume", "--epochs", "--device", "--quiet", "--debug"}
+RESUME_FLAGS = {"--resume", "--epochs", "--device", "--quiet", "--debug", "--jobs"}
 
 
 def given_flags(argv: list[str]) -> set[str]:
@@ -483,7 +540,8 @@ def resumed(args, command: str):
         if flag in given and getattr(args, name) != getattr(again, name):
             argv = argv + [flag, str(getattr(args, name))]  # so a later --resume keeps it
     for flag, name in (("--epochs", "epochs"), ("--device", "device"), ("--quiet", "quiet"),
-                       ("--no-report", "no_report"), ("--tsne-size", "tsne_size")):
+                       ("--no-report", "no_report"), ("--tsne-size", "tsne_size"),
+                       ("--jobs", "jobs")):
         if flag in given:
             setattr(again, name, getattr(args, name))
     again.argv, again.resume, again.out, again.overwrite = argv, str(folder), str(folder), False
@@ -538,13 +596,13 @@ def epochs_done(folder: Path) -> int:
         return 0
 
 
-def report_run(summary: dict, folder: Path) -> None:
+def report_run(summary: dict, folder: Path, name: str | None = None) -> None:
     errors = ", ".join(f"{key.replace('_', ' ')} {summary[key]:.4f}"
                        for key in ("test_error", "train_error") if summary.get(key) is not None)
     overhead = summary.get("overhead_seconds") or 0.0
     share = overhead / (overhead + summary["seconds"]) if overhead else 0.0
-    print(f"{summary['rule']}: {errors or 'no epoch finished'}, {summary['seconds']:.1f}s "
-          f"training + {overhead:.1f}s evaluation and files ({100 * share:.0f}%) -> {folder}")
+    print(f"{name or summary['rule']}: {errors or 'no epoch finished'}, "
+          f"{summary['seconds']:.1f}s training + {overhead:.1f}s evaluation and files ({100 * share:.0f}%) -> {folder}")
 
 
 def default_out(base: str) -> Path:
@@ -563,34 +621,56 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else default_out(
         f"{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}-s{args.seed}"
         + (f"-n{len(seeds)}" if len(seeds) > 1 else ""))
+    out = Path(distributed.from_writer(str(out)))     # under torchrun: rank 0's folder
+    writer = distributed.current().writer
     resume = bool(args.resume)
-    summaries = []
+    if len(seeds) == 1:
+        with stop_on_signals():
+            summary = run_interruptible(config_from(args, args.rule), out, args.quiet, "train",
+                                        resume=resume, overwrite=args.overwrite)
+        report_run(summary, out)
+        print_transport(summary)
+        return 0
+    tasks = []
+    for seed in seeds:
+        config = config_from(args, args.rule)
+        config.seed = seed
+        tasks.append(Task(f"{args.rule} s{seed}", config, out / f"seed-{seed}"))
+
+    def run_here(task: Task) -> dict:
+        summary = run_interruptible(task.config, task.folder, args.quiet, "train", out,
+                                    resume=resume)
+        report_run(summary, task.folder)
+        return summary
+
     with stop_on_signals(), contextlib.ExitStack() as stack:
-        if len(seeds) > 1:
+        if writer:
             stack.enter_context(locked(out))
             prepare(out, overwrite=args.overwrite, resume=resume)
             write_run_record(out, args, "train")
-        for seed in seeds:
-            config = config_from(args, args.rule)
-            config.seed = seed
-            folder = out / f"seed-{seed}" if len(seeds) > 1 else out
-            summary = run_interruptible(config, folder, args.quiet, "train", out,
-                                        resume=resume,
-                                        overwrite=args.overwrite and len(seeds) == 1)
-            summaries.append(summary)
-            report_run(summary, folder)
-    transport = summaries[-1]["weight_transport"]
-    print(f"weight transport: {transport['free']} of {transport['free'] + transport['transport']}"
-          " parameters learn without it" + (f"; the rule's feedback carries "
-                                            f"{transport['rule_note']}" if transport["rule_note"]
-                                            else ""))
-    if len(seeds) > 1:
-        stats = seed_statistics(summaries)
-        write_json(out / "seeds.json", {"run_id": read_json(out / RUN_RECORD)["run_id"],
-                                        "seeds": seeds, "statistics": stats,
-                                        "folders": [f"seed-{s}" for s in seeds]})
-        print(format_table({args.rule: stats}))
-    return 0
+        sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs),
+                          resume=resume, reraise=args.debug)
+        summaries = [o.summary for o in sweep.outcomes if o.summary is not None]
+        if summaries:
+            print_transport(summaries[-1])
+        if sweep.outcomes and writer and sweep.interrupted is None:
+            stats = seed_statistics(summaries)
+            write_json(out / "seeds.json", {"run_id": read_json(out / RUN_RECORD)["run_id"],
+                                            "seeds": seeds, "statistics": stats,
+                                            "folders": [f"seed-{s}" for s in seeds]})
+            print(format_table({args.rule: stats}))
+    if sweep.interrupted is not None:
+        raise resumable(sweep.interrupted, out, "train")
+    return sweep_exit(sweep, "seeds")
+
+
+def print_transport(summary: dict) -> None:
+    transport = summary.get("weight_transport")
+    if transport:
+        print(f"weight transport: {transport['free']} of "
+              f"{transport['free'] + transport['transport']} parameters learn without it"
+              + (f"; the rule's feedback carries {transport['rule_note']}"
+                 if transport["rule_note"] else ""))
 
 
 def check_compatible(configs: dict[str, RunConfig], dataset, device) -> None:
@@ -630,49 +710,90 @@ def cmd_compare(args) -> int:
     resume = bool(args.resume)
     runs: dict[str, dict[int, dict]] = {spec: {} for spec in specs}
     folders: dict[str, Path] = {}
-    diverged: set[str] = set()
-    stopped = None
+    marks: dict[str, str] = {}         # spec -> diverged / failed (any of its seeds)
+    tasks, of_task = [], {}
+    for spec, seed in ((spec, seed) for spec in specs for seed in seeds):
+        config = config_from(args, spec)
+        config.seed = seed
+        name = spec
+        if len(seeds) > 1:
+            config.label = name = f"{spec} s{seed}"
+        folder = out / slug(spec) / f"seed-{seed}" if len(seeds) > 1 else out / slug(spec)
+        tasks.append(Task(name, config, folder))
+        of_task[name] = (spec, seed)
     with locked(out):
         prepare(out, overwrite=args.overwrite, resume=resume)
         dataset = load_dataset(configs[specs[0]], device)
         check_compatible(configs, dataset, device)
         write_run_record(out, args, "compare")
+
+        def run_here(task: Task) -> dict:
+            return run_interruptible(task.config, task.folder, args.quiet, "compare", out,
+                                     dataset=dataset, resume=resume)
+
         with stop_on_signals():
-            for spec, seed in ((spec, seed) for spec in specs for seed in seeds):
-                config = config_from(args, spec)
-                config.seed = seed
-                name = spec
-                if len(seeds) > 1:
-                    config.label = name = f"{spec} s{seed}"
-                folder = out / slug(spec) / f"seed-{seed}" if len(seeds) > 1 \
-                    else out / slug(spec)
-                try:
-                    runs[spec][seed] = run_interruptible(config, folder, args.quiet, "compare",
-                                                         out, dataset=dataset, resume=resume)
-                except TrainingDiverged as err:
-                    runs[spec][seed] = err.summary
-                    diverged.add(spec)
-                    print(f"biocredit: {name} diverged: {err}; going on with the others",
-                          file=sys.stderr)
-                except RunInterrupted as err:
-                    stopped = err
-                    break
-                folders[name] = folder
+            sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs),
+                              resume=resume, reraise=args.debug)
+        for outcome in sweep.outcomes:
+            spec, seed = of_task[outcome.task.name]
+            runs[spec][seed] = outcome.summary or failed_summary(outcome)
+            folders[outcome.task.name] = outcome.task.folder
+            if outcome.status != "completed":
+                marks[spec] = outcome.status
         finished = {spec: r for spec, r in runs.items() if r}
         if finished:
-            write_comparison(args, out, configs, seeds, finished, folders, dataset, diverged)
-    if stopped is not None:
-        raise stopped
-    if all(s.get("status") == "diverged" for r in runs.values() for s in r.values()):
-        raise TrainingDiverged("every run of the comparison diverged")
+            write_comparison(args, out, configs, seeds, finished, folders, dataset, marks)
+    if sweep.interrupted is not None:
+        raise resumable(sweep.interrupted, out, "compare")
+    return sweep_exit(sweep, "comparison")
+
+
+def sweep_reporter(jobs: int):
+    """What a sweep prints as each run ends: a diverged or failed run (the others go on);
+    with worker processes, also each finished run's line."""
+    def on_done(outcome: Outcome) -> None:
+        if outcome.status in ("diverged", "failed"):
+            print(f"biocredit: {outcome.task.name} {outcome.status}: {outcome.message}; "
+                  "going on with the others", file=sys.stderr)
+        elif jobs > 1 and outcome.status == "completed":
+            report_run(outcome.summary, outcome.task.folder, outcome.task.name)
+    return on_done
+
+
+def failed_summary(outcome: Outcome) -> dict:
+    """A table row for a run that failed before writing its summary."""
+    config = outcome.task.config
+    return {"rule": config.rule, "label": config.label or config.rule, "seed": config.seed,
+            "status": outcome.status, "message": outcome.message}
+
+
+def resumable(stopped: RunInterrupted, out: Path, command: str) -> RunInterrupted:
+    """``stopped``, saying how to continue the sweep in ``out``."""
+    if "--resume" not in str(stopped):
+        stopped.args = (f"{stopped}; the runs in {out} can continue: biocredit {command} "
+                        f"--resume {out}",)
+    return stopped
+
+
+def sweep_exit(sweep: Sweep, what: str) -> int:
+    """1 when a run failed (after the others finished), :class:`TrainingDiverged` when
+    every run diverged, else 0."""
+    failed = [o.task.name for o in sweep.outcomes if o.status == "failed"]
+    if failed:
+        print(f"biocredit: {len(failed)} run(s) of the {what} failed: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
+    if sweep.outcomes and all(o.status == "diverged" for o in sweep.outcomes):
+        raise TrainingDiverged(f"every run of the {what} diverged")
     return 0
 
 
 def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
-                     diverged: set[str]) -> None:
-    """``comparison.json``, the table, and the report, of the runs that finished."""
+                     marks: dict[str, str]) -> None:
+    """``comparison.json``, the table, and the report, of the runs that ended (``marks``:
+    the rules with a diverged or failed run)."""
     specs = list(runs)
-    marked = {spec: spec + (" (diverged)" if spec in diverged else "") for spec in specs}
+    marked = {spec: spec + (f" ({marks[spec]})" if spec in marks else "") for spec in specs}
     shared = dataclasses.asdict(configs[specs[0]])
     for key in ("rule", "label", "rule_options", "seed"):
         shared.pop(key)
@@ -784,7 +905,17 @@ def reproduce_options(extra: list[str]):
     p.add_argument("--publish")
     p.add_argument("--force", action="store_true")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--jobs", type=positive_int, default=1)
     return p.parse_known_args(extra)
+
+
+def with_jobs(jobs: int):
+    """Run a preset's step, its runs in ``jobs`` processes (``--jobs`` changes no result, so
+    it is not part of the step's recorded command)."""
+    def runner(argv: list[str]) -> int:
+        return main(argv + ["--jobs", str(jobs)] if jobs > 1 and argv[0] in ("train", "compare")
+                    else argv)
+    return runner
 
 
 def cmd_reproduce(args) -> int:
@@ -821,7 +952,7 @@ def cmd_reproduce(args) -> int:
             def announce(argv, skipped):
                 print(("(finished already) " if skipped else "") + "biocredit " + " ".join(argv))
                 sys.stdout.flush()
-            record = run_preset(p, options.budget, folder, main, extra,
+            record = run_preset(p, options.budget, folder, with_jobs(options.jobs), extra,
                                 options.force, announce)
             if record.get("exit_code") in (130, 143):       # Ctrl-C or SIGTERM: stop here
                 print(f"biocredit: {p.name} interrupted; the same command continues after "

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..distributed import unwrap
 from .activation import SaturatedLinear
 from .direct import DirectEngine, engine_of
 from .feedback_attention import FeedbackMultiheadAttention
@@ -337,17 +338,20 @@ def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def after_step(model: nn.Module) -> None:
     """The model's rule updates its learned feedback (KP, URFB, DKP, sign symmetry) after an
     optimizer step; a no-op for fixed feedback. Call it after ``optimizer.step()``, or let
-    :func:`hook_optimizer` call it."""
+    :func:`hook_optimizer` call it. ``model`` may be wrapped in ``DistributedDataParallel``."""
+    model = unwrap(model)
     conversion_of(model).rule.after_step(model)
 
 
 def after_epoch(model: nn.Module) -> None:
     """The model's rule advances its per-epoch schedules (DKP's feedback learning rate)."""
+    model = unwrap(model)
     conversion_of(model).rule.after_epoch(model)
 
 
 def hook_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer):
     """Make every ``optimizer.step()`` also run :func:`after_step` for ``model``, so a
     training loop needs no extra call. Returns the hook's handle (``.remove()`` undoes it)."""
+    model = unwrap(model)
     conversion_of(model)
     return optimizer.register_step_post_hook(lambda opt, args, kwargs: after_step(model))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..distributed import unwrap
 
 
 @dataclass
@@ -174,7 +175,7 @@ class DirectEngine:
 
 def engine_of(model: nn.Module) -> DirectEngine | None:
     """The direct engine driving ``model``'s taps, if it was converted for a direct rule."""
-    conversion = getattr(model, "biocredit_conversion", None)
+    conversion = getattr(unwrap(model), "biocredit_conversion", None)
     return None if conversion is None else conversion.engine
 
 

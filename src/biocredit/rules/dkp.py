@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import distributed
 from ..optimizers import make_optimizer
 from .base import FEEDBACK_OPTIONS, conversion_of
 from .dfa import DirectFeedbackAlignment
@@ -18,7 +19,8 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     (``feedback_optimizer``, ``feedback_lr``, ``feedback_momentum``, ``feedback_decay`` as
     weight decay) in :meth:`after_step`, apart from the forward weights' optimizer, and its
     learning rate is multiplied by ``feedback_lr_decay`` after every epoch (the authors' step
-    schedule uses 0.8). The gradient waits in ``direct_feedback.grad`` until then. The
+    schedule uses 0.8). The gradient waits in ``direct_feedback.grad`` until then; under
+    ``torch.distributed`` it is first averaged over the ranks, as DDP does for weights. The
     feedback optimizer's state (its moments and current learning rate) is part of the
     model's ``state_dict``, as ``direct_feedback_optimizer.*``, so a checkpoint resumes it.
     """
@@ -44,6 +46,8 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     @torch.no_grad()
     def after_step(self, net):
         feedback = net.direct_feedback
+        if feedback.grad is not None:
+            distributed.average_(feedback.grad)      # every rank's e hᵀ: the global batch's
         feedback_optimizer(net).step()
         feedback.grad = None
         if net.direct_feedback_mask is not None:

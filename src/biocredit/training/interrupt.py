@@ -39,6 +39,11 @@ def check_stop() -> None:
         raise RunInterrupted(_pending[0])
 
 
+def pending_stop() -> int | None:
+    """The signal that asked to stop, if one did."""
+    return _pending[0] if _pending else None
+
+
 def clear_stop() -> None:
     _pending.clear()
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..distributed import Ranks, sum_
 from ..rules import set_targets
 from .interrupt import check_stop
 
@@ -34,7 +35,7 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
                 check_every: int = 50, on_step: StepFn | None = None,
                 adversarial: float = 0.0, loss_bound: float = math.inf,
                 amp: bool = False, forward: Callable | None = None,
-                error_sum: torch.Tensor | None = None) -> float:
+                error_sum: torch.Tensor | None = None, ranks: Ranks = Ranks()) -> float:
     """One pass over ``(x, y)`` in a random order drawn from ``generator``; returns the mean
     training loss. The loss is read back (a device sync) only every ``check_every`` steps,
     to report progress and stop a diverging run with :class:`TrainingDiverged` (a loss that
@@ -49,19 +50,30 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     optimizer state stay in their own dtype). ``forward``: what computes the outputs
     (default ``net``; e.g. ``torch.compile(net)``). ``error_sum`` (a 0-d tensor), if
     given, accumulates ``loss_fn.errors`` of every batch as it was trained on (the running
-    training error's numerator; no extra forward pass, no device sync)."""
+    training error's numerator; no extra forward pass, no device sync).
+
+    Data parallel (``ranks`` of a process group, ``forward`` a ``DistributedDataParallel``
+    of ``net``): every rank draws the same order and takes its slice of each batch of
+    ``batch_size`` (the global batch); its loss is weighted by its share of the batch, so
+    DDP's mean of the ranks' gradients is the gradient of the whole batch's mean loss. The
+    returned loss, the checks and ``error_sum`` are over the whole batch, the same on
+    every rank."""
     net.train()
     n = len(x)
     order = torch.randperm(n, generator=generator).to(x.device)
     steps = math.ceil(n / batch_size)
+    check_shards(n, batch_size, ranks)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     seen = 0
 
     def mean_so_far() -> float:
-        return total.item() / seen
+        return sum_(total.clone()).item() / seen
 
     for step in range(steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
+        batch = len(idx)
+        if ranks.parallel:
+            idx = idx.tensor_split(ranks.world)[ranks.rank]
         xb, yb = x[idx], y[idx]
         if adversarial > 0:
             xb = fast_gradient_sign(net, loss_fn, xb, yb, adversarial)
@@ -73,13 +85,14 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
         if error_sum is not None:
             with torch.no_grad():
                 error_sum += loss_fn.errors(out.detach().float(), yb).double()
-        loss.backward()
+        share = len(idx) * ranks.world / batch         # 1 unless the ranks' slices differ
+        (loss if share == 1 else loss * share).backward()
         optimizer.step()
         rule.after_step(net)
         total += loss.detach().double() * len(idx)
-        seen += len(idx)
+        seen += batch
         if (step + 1) % check_every == 0 or step + 1 == steps:
-            mean = total.item() / seen
+            mean = mean_so_far()
             if not math.isfinite(mean):
                 raise TrainingDiverged(f"the training loss became {mean} at step {step + 1} "
                                        "of the epoch; try a smaller learning rate")
@@ -94,7 +107,19 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
             on_step(step + 1, mean_so_far)
         check_stop()
     rule.after_epoch(net)
-    return total.item() / n
+    if error_sum is not None:
+        sum_(error_sum)
+    return sum_(total).item() / n
+
+
+def check_shards(n: int, batch_size: int, ranks: Ranks) -> None:
+    """Every rank needs at least one example of every batch."""
+    last = n % batch_size or batch_size
+    if min(batch_size, last) < ranks.world:
+        raise ValueError(f"{ranks.world} processes share batches of {batch_size} over "
+                         f"{n} examples, whose last batch has {last}: every process needs at "
+                         "least one example of each batch; change --batch-size or "
+                         "--train-size")
 
 
 def fast_gradient_sign(net: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor,
@@ -112,11 +137,15 @@ def fast_gradient_sign(net: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.
 
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn,
-             batch_size: int = 1000) -> tuple[float, float]:
+             batch_size: int = 1000, ranks: Ranks = Ranks()) -> tuple[float, float]:
     """Mean loss and error of ``net`` in eval mode: the fraction misclassified, or for a
-    reconstruction loss the mean squared error per pixel (``loss_fn.errors``)."""
+    reconstruction loss the mean squared error per pixel (``loss_fn.errors``). With
+    ``ranks`` of a process group, each rank evaluates its slice and the sums are shared."""
     was_training = net.training
     net.eval()
+    n = len(x)
+    if ranks.parallel:
+        x, y = x.tensor_split(ranks.world)[ranks.rank], y.tensor_split(ranks.world)[ranks.rank]
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     wrong = torch.zeros((), dtype=torch.float64, device=x.device)
     for start in range(0, len(x), batch_size):
@@ -125,4 +154,4 @@ def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn,
         loss_sum += loss_fn(logits, yb).double() * len(xb)
         wrong += loss_fn.errors(logits, yb).double()
     net.train(was_training)
-    return loss_sum.item() / len(x), wrong.item() / len(x)
+    return sum_(loss_sum).item() / n, sum_(wrong).item() / n

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from .. import data as datasets
-from .. import losses, models, rules
+from .. import distributed, losses, models, rules
 from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics,
                        transport_report)
 from .folder import (CHECKPOINT, RunFolderError, load_checkpoint, locked, new_run_id,
@@ -66,7 +66,7 @@ class RunConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"            # auto: CUDA when available, else the CPU
     probe_size: int = 256
     log_every_steps: int = 0  # also log the probe metrics every k steps to steps.jsonl (0: off)
     divergence_factor: float = 100.0  # stop when the loss exceeds this × max(initial, 1) (0: off)
@@ -168,6 +168,7 @@ def num_outputs(config: RunConfig, dataset: datasets.Dataset) -> int:
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda``, ``cuda:N``, ``mps`` (Apple GPUs, where torch has them) or ``auto``
     (CUDA when available)."""
+    name = distributed.local_device(name)       # under torchrun: this rank's own GPU
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -289,12 +290,21 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
     config.validate()
     device = resolve_device(config.device)
     out = Path(out_dir)
+    if not distributed.current().writer:      # rank 0 holds the folder; the others follow
+        state, done = received_from_writer()
+        return done if done is not None else \
+            _train(config, out, device, dataset, None, None, state)
     created = not out.exists()
     try:
         with locked(out):
-            prepare(out, overwrite=overwrite, resume=resume)
-            state = resume_state(config, out) if resume else None
-            done = completed_summary(config, out, state)
+            try:
+                prepare(out, overwrite=overwrite, resume=resume)
+                state = resume_state(config, out) if resume else None
+                done = completed_summary(config, out, state)
+            except Exception as err:
+                distributed.from_writer(("error", str(err)))
+                raise
+            distributed.from_writer(("go", (state, done)))
             if done is not None:
                 return done
             return _train(config, out, device, dataset, progress, on_epoch, state)
@@ -302,6 +312,14 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
         if created:
             remove_if_unused(out)      # a run that failed while setting up leaves nothing
         raise
+
+
+def received_from_writer() -> tuple[ResumeState | None, dict | None]:
+    """On ranks other than 0: what rank 0 found in the run folder (or its error)."""
+    kind, value = distributed.from_writer(None)
+    if kind == "error":
+        raise RunFolderError(f"rank 0: {value}")
+    return value
 
 
 @dataclass
@@ -378,8 +396,17 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     dataset = dataset.to(device)
     check_task(config, dataset)
     net, rule, loss_fn, optimizer = build(config, dataset, device)
-    forward = torch.compile(net) if config.compile else net   # the training steps' forward
-    write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
+    ranks = distributed.current()
+    forward = net                                   # what computes the training steps
+    if ranks.parallel:
+        distributed.check_same_on_every_rank(net)
+        torch.manual_seed(config.seed * 1000 + 100 + ranks.rank)   # each rank its dropout
+        forward = distributed.data_parallel(net, device)
+    if config.compile:
+        forward = torch.compile(forward)
+    writer = ranks.writer
+    if writer:
+        write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
     order = seeded_generator(config.seed, 2)
     probe_x = dataset.train_x[:config.probe_size]
     train_t = targets(config, dataset.train_x, dataset.train_y)
@@ -391,7 +418,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     step_rows: list[dict] = []  # with log_every_steps: the probe metrics every k steps
     checkpoint = state.checkpoint if state is not None else None
     if checkpoint is not None:
-        restore(checkpoint, net, optimizer, order, device)
+        restore(checkpoint, net, optimizer, order, device, ranks)
         rows, step_rows = list(checkpoint["rows"]), list(checkpoint["step_rows"])
         initial_loss = checkpoint["initial_loss"]
     else:
@@ -407,12 +434,15 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
         "optimizer": config.optimizer,
         "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
         "seed": config.seed, "device": str(device), "amp": config.amp,
-        "compile": config.compile,
+        "compile": config.compile, "world_size": ranks.world,
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "biocredit": package_version(),
         "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
         "weight_transport": transport_report(net, probe_x[:2]).summary(),
         "status": "running",
     }
-    write_json(out / "summary.json", summary)
+    if writer:
+        write_json(out / "summary.json", summary)
     try:
         stopped_early = bool(rows) and rows[-1]["train_error"] <= config.stop_train_error
         for epoch in range(len(rows) + 1, len(rows) if stopped_early else config.epochs + 1):
@@ -437,34 +467,40 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
                                      optimizer, config.batch_size, order, report,
                                      on_step=on_step, adversarial=config.adversarial,
                                      loss_bound=loss_bound, amp=config.amp, forward=forward,
-                                     error_sum=running)
+                                     error_sum=running, ranks=ranks)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - start
+            distributed.share_buffers(net)
             row = {"run_id": run_id, "epoch": epoch, "train_loss": train_loss}
             if running is None:
-                _, row["train_error"] = evaluate(net, dataset.train_x, train_t, loss_fn)
+                _, row["train_error"] = evaluate(net, dataset.train_x, train_t, loss_fn,
+                                                 ranks=ranks)
             else:
                 row["train_error"] = running.item() / len(dataset.train_x)
-            row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, test_t, loss_fn)
+            row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, test_t, loss_fn,
+                                                           ranks=ranks)
             if val_t is not None:
-                _, row["val_error"] = evaluate(net, dataset.val_x, val_t, loss_fn)
+                _, row["val_error"] = evaluate(net, dataset.val_x, val_t, loss_fn, ranks=ranks)
             row["seconds"] = seconds
             row.update(probe_metrics(net, rule, probe_x, probe_y, loss_fn))
             row.update(feedback_alignment(net))
             row.update(output_feedback_angles(net, probe_x, probe_y, loss_fn))
             check_finite(net, row)
             rows.append(row)
-            if step_rows:
-                write_jsonl(out / "steps.jsonl", step_rows)
-            save_model(net, out / "model.pt", run_id)
-            row["overhead_seconds"] = time.perf_counter() - start - seconds  # (so far)
-            save_checkpoint(out / CHECKPOINT, {
-                "run_id": run_id, "epoch": epoch, "model": net.state_dict(),
-                "optimizer": optimizer.state_dict(), "rng": rng_states(order, device),
-                "rows": rows, "step_rows": step_rows, "initial_loss": initial_loss})
+            rng = rng_states(order, device, ranks)
+            if writer:
+                if step_rows:
+                    write_jsonl(out / "steps.jsonl", step_rows)
+                save_model(net, out / "model.pt", run_id)
+                row["overhead_seconds"] = time.perf_counter() - start - seconds  # (so far)
+                save_checkpoint(out / CHECKPOINT, {
+                    "run_id": run_id, "epoch": epoch, "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(), "rng": rng,
+                    "rows": rows, "step_rows": step_rows, "initial_loss": initial_loss})
             row["overhead_seconds"] = time.perf_counter() - start - seconds  # with the checkpoint
-            write_jsonl(out / "metrics.jsonl", rows)
+            if writer:
+                write_jsonl(out / "metrics.jsonl", rows)
             if on_epoch is not None:
                 on_epoch(row)
             if row["train_error"] <= config.stop_train_error:
@@ -483,11 +519,12 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     finally:
         summary.update(final_metrics(rows))
         summary["resume_epoch"] = len(rows)
-        write_json(out / "summary.json", summary)
-        if step_rows:
-            write_jsonl(out / "steps.jsonl", step_rows)
-        if rows and summary["status"] == "completed" and config.task == "autoencoder":
-            save_reconstructions(net, dataset, out)
+        if writer:
+            write_json(out / "summary.json", summary)
+            if step_rows:
+                write_jsonl(out / "steps.jsonl", step_rows)
+            if rows and summary["status"] == "completed" and config.task == "autoencoder":
+                save_reconstructions(net, dataset, out)
     return summary
 
 
@@ -526,17 +563,23 @@ def check_finite(net: torch.nn.Module, row: dict) -> None:
                                "learning rate")
 
 
-def rng_states(order: torch.Generator, device: torch.device) -> dict:
+def rng_states(order: torch.Generator, device: torch.device,
+               ranks: distributed.Ranks = distributed.Ranks()) -> dict:
     """Every random state a run draws from after it is built: torch's global generator
-    (dropout), CUDA's on a GPU, and the data order's generator."""
+    (dropout), CUDA's on a GPU, and the data order's generator; in a process group also
+    every rank's own (``torch_ranks``, ``cuda_ranks``)."""
     states = {"torch": torch.get_rng_state(), "order": order.get_state()}
     if device.type == "cuda":
         states["cuda"] = torch.cuda.get_rng_state(device)
+    if ranks.parallel:
+        for key in [k for k in ("torch", "cuda") if k in states]:
+            states[f"{key}_ranks"] = distributed.gather(states[key])
     return states
 
 
 def restore(checkpoint: dict, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            order: torch.Generator, device: torch.device) -> None:
+            order: torch.Generator, device: torch.device,
+            ranks: distributed.Ranks = distributed.Ranks()) -> None:
     """Put a freshly built run back where ``checkpoint`` left it."""
     try:
         net.load_state_dict(checkpoint["model"])
@@ -545,10 +588,18 @@ def restore(checkpoint: dict, net: torch.nn.Module, optimizer: torch.optim.Optim
         raise RunFolderError(f"the checkpoint does not fit this run's model "
                              f"({str(err).splitlines()[0]})") from None
     rng = checkpoint["rng"]
+    if ranks.parallel:      # each rank its own stream, if the run had as many ranks
+        rng = {**rng, **{key: rng[f"{key}_ranks"][ranks.rank] for key in ("torch", "cuda")
+                         if len(rng.get(f"{key}_ranks", ())) == ranks.world}}
     torch.set_rng_state(rng["torch"])
     order.set_state(rng["order"])
     if device.type == "cuda" and "cuda" in rng:
         torch.cuda.set_rng_state(rng["cuda"], device)
+
+
+def package_version() -> str:
+    from .. import __version__
+    return __version__
 
 
 def save_reconstructions(net, dataset: datasets.Dataset, out: Path) -> None:
