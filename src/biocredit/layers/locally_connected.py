@@ -24,8 +24,10 @@ from .feedback_layer import FeedbackLayer
 
 
 def _patches(x, kernel_size, padding, stride):
-    """``L × N × C_in·k²``: every input patch, location-major."""
-    return F.unfold(x, kernel_size, padding=padding, stride=stride).permute(2, 0, 1)
+    """``L × N × C_in·k²``: every input patch, location-major, contiguous (a batched matmul
+    on a strided view copies every location's matrix on its own: twice the time)."""
+    return F.unfold(x, kernel_size, padding=padding, stride=stride).permute(2, 0, 1) \
+        .contiguous()
 
 
 def _untied(x, weight, bias, geometry):
@@ -57,7 +59,7 @@ class UntiedFeedbackFunction(torch.autograd.Function):
         kernel_size, padding, stride, _ = ctx.geometry
         need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
         n, c_out = grad_output.shape[:2]
-        g = grad_output.reshape(n, c_out, -1).permute(2, 0, 1)          # L × N × C_out
+        g = grad_output.reshape(n, c_out, -1).permute(2, 0, 1).contiguous()  # L × N × C_out
         grad_input = grad_weight = grad_bias = None
         if need_input:
             cols = torch.bmm(g, feedback).permute(1, 2, 0)              # N × C_in·k² × L
@@ -65,7 +67,7 @@ class UntiedFeedbackFunction(torch.autograd.Function):
                                 stride=stride)
         if need_weight:
             patches = _patches(input, kernel_size, padding, stride)     # recomputed, not saved
-            grad_weight = patches.transpose(1, 2).bmm(g).transpose(1, 2)
+            grad_weight = patches.transpose(1, 2).bmm(g).transpose(1, 2)  # as autograd's
         if need_bias and ctx.has_bias:
             grad_bias = grad_output.sum(0)
         return grad_input, grad_weight, grad_bias, None, None
