@@ -184,7 +184,11 @@ def test_report_command_writes_to_out(runs, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(runs / "fa"), str(runs / "bp"), "--out", str(out),
                  "--tsne-size", "0", "--title", "two runs"]) == 0
-    assert str(out / "report.html") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(out / "report.html") in printed
+    table = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| rule | model | data | epochs | test error")
+    assert [row.split(" | ")[0] for row in table[2:]] == ["| fa", "| bp"]   # a row per run
     assert (out / "report.md").read_text().startswith("# two runs")
     assert not list(out.glob("tsne-*.png")) and (out / "receptive-fields.png").is_file()
     assert main(["report", str(tmp_path / "nowhere")]) == 2

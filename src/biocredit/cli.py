@@ -830,6 +830,7 @@ def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
 def cmd_report(args) -> int:
     from .report import write_report
     files = write_report(args.runs, args.out, tsne_size=args.tsne_size, title=args.title)
+    print(files.table)
     print(f"report written to {files.html} (and {files.markdown.name})")
     return 0
 

@@ -15,7 +15,7 @@ from .content import Content, Section
 from .figures import error_curves, layer_curves, receptive_fields, tsne_figure, unit_mosaic
 from .files import slug, write_text
 from .html import render_html
-from .markdown import render_markdown
+from .markdown import markdown_table, render_markdown
 from .runs import (RunRecord, common_parent, expand_run_dirs, label_runs, load_trained,
                    read_run, run_config)
 from .tsne import embed, hidden_features, subsample
@@ -30,6 +30,7 @@ class ReportFiles:
     markdown: Path
     html: Path
     figures: list[Path]
+    table: str = ""     # the summary table, one row per run, as Markdown
 
 
 def default_out_dir(folders: Sequence[Path]) -> Path:
@@ -109,7 +110,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     write_text(markdown, render_markdown(content, out))
     write_text(html, render_html(content, [rule_color(r.rule) for r in records]))
     figures = [image for s in sections for image in s.images]
-    return ReportFiles(markdown, html, figures)
+    table = markdown_table([content.table_header, *content.table_rows])
+    return ReportFiles(markdown, html, figures, table)
 
 
 def _default_title(records: list[RunRecord]) -> str:
