@@ -188,7 +188,7 @@ def test_report_command_writes_to_out(runs, tmp_path, capsys):
     assert str(out / "report.html") in printed
     table = [line for line in printed.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| rule | model | data | epochs | test error")
-    assert [row.split(" | ")[0] for row in table[2:]] == ["| fa", "| bp"]   # a row per run
+    assert [row.split(" | ")[0] for row in table[1:]] == ["| fa", "| bp"]   # a row per run
     assert (out / "report.md").read_text().startswith("# two runs")
     assert not list(out.glob("tsne-*.png")) and (out / "receptive-fields.png").is_file()
     assert main(["report", str(tmp_path / "nowhere")]) == 2
