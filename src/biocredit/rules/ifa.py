@@ -39,10 +39,10 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
             raise ValueError("IFA needs a weight layer before every tap")
 
     def input_grad_needed(self, records):
-        """Only where a signal must go forward through something else than a linear layer
+        """Only where a signal must go forward through something else than a weight layer
         fed by the previous tap (:func:`weight_times`); otherwise no layer computes an input
         gradient IFA would not use."""
-        return not all(linear_on_previous_tap(r) for r in records[1:])
+        return not all(layer_on_previous_tap(r) for r in records[1:])
 
     def injection_points(self, records):
         return [records[0].point] + [r.activation for r in records[1:]]
@@ -67,13 +67,17 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
 
 def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
     """``W_l · tangent``: the Jacobian of the local graph from the previous tap to ``a_l``.
-    When ``a_l`` is a linear layer's output on the previous tap's output itself, that is
-    the layer's own map without its bias (one matmul); otherwise :func:`forward_jvp`."""
-    if linear_on_previous_tap(record):
-        layer = record.layer[0]
+    When ``a_l`` is a linear layer's or a convolution's output on the previous tap's output
+    itself, that is the layer's own map without its bias (one matmul, one convolution, with
+    the layer's padding); otherwise :func:`forward_jvp`."""
+    layer = layer_on_previous_tap(record)
+    if layer is not None:
         weight = layer.effective_weight() if hasattr(layer, "effective_weight") else \
             layer.weight
-        return F.linear(tangent, weight.detach().to(tangent.dtype))
+        weight = weight.detach().to(tangent.dtype)
+        if isinstance(layer, nn.Linear):
+            return F.linear(tangent, weight)
+        return layer._conv_forward(tangent, weight, None)     # nn.Conv*d's, padding modes too
     if not record.input.requires_grad:
         raise RuntimeError("IFA: the layers between two taps changed between training steps "
                            "(a linear layer on the previous tap's output before, something "
@@ -81,10 +85,12 @@ def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
     return forward_jvp(record.preactivation, record.input, tangent)
 
 
-def linear_on_previous_tap(record) -> bool:
-    """Whether ``a_l`` is a linear layer's output on the previous tap's output itself."""
+def layer_on_previous_tap(record) -> nn.Module | None:
+    """The linear layer or convolution whose output ``a_l`` is, when its input is the
+    previous tap's output itself (``None`` otherwise)."""
     layer, layer_input = record.layer or (None, None)
-    return isinstance(layer, nn.Linear) and layer_input is record.input
+    return layer if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d)) and \
+        layer_input is record.input else None
 
 
 def forward_jvp(output: torch.Tensor, input: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
