@@ -46,6 +46,24 @@ def train(rule: str, ranks: Ranks) -> tuple[dict, float]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}, loss
 
 
+def user_loop(rule: str, ranks: Ranks) -> dict:
+    """A researcher's own loop: the converted model in DDP, the rule's feedback step hooked
+    to the optimizer through the wrapper, each rank on its half of every batch of 8."""
+    net = tiny_model(rule)
+    model = distributed.data_parallel(net, torch.device("cpu")) if ranks.parallel else net
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    biocredit.hook_optimizer(model, optimizer)
+    g = torch.Generator().manual_seed(6)
+    for _ in range(4):
+        x, y = torch.randn(8, 6, generator=g), torch.randint(0, 3, (8,), generator=g)
+        if ranks.parallel:
+            x, y = x.chunk(ranks.world)[ranks.rank], y.chunk(ranks.world)[ranks.rank]
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
 def worker(rank: int, world: int, store: str, results: str) -> None:
     import torch.distributed as dist
     torch.set_num_threads(1)
@@ -54,6 +72,7 @@ def worker(rank: int, world: int, store: str, results: str) -> None:
     try:
         ranks = distributed.current()
         out = {rule: train(rule, ranks) for rule in RULES}
+        out["own loop"] = {rule: user_loop(rule, ranks) for rule in ("kp", "dkp")}
         try:            # feedback drawn from another seed on rank 1: refused, naming it
             distributed.check_same_on_every_rank(tiny_model("fa", feedback_seed=1 + rank))
             out["mismatch"] = None
@@ -104,6 +123,15 @@ def test_two_processes_match_one_with_the_whole_batch(two_ranks, rule, one_threa
     moved = ["5.weight"] + {"kp": ["5.feedback"], "dkp": ["direct_feedback"]}.get(rule, [])
     for key in moved:
         assert not torch.equal(single[key], untrained.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("rule", ["kp", "dkp"])
+def test_a_converted_model_in_ddp_in_a_users_own_loop(two_ranks, rule, one_thread):
+    single = user_loop(rule, Ranks())
+    for rank in range(2):
+        for key, value in single.items():
+            torch.testing.assert_close(two_ranks[rank]["own loop"][rule][key], value,
+                                       rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_feedback_drawn_differently_on_a_rank_is_refused(two_ranks):
