@@ -2,8 +2,8 @@
 
 A sweep (the rules of a comparison, the seeds of a run) is a list of :class:`Task`. With
 ``jobs = 1`` they run in this process; with ``jobs = N`` in ``N`` worker processes, each with
-its share of the CPU threads (``torch.set_num_threads``), each loading the data once. A run's
-numbers do not depend on where it ran. Every run ends as an :class:`Outcome`: completed,
+its share of the CPU threads (``torch.set_num_threads``), each loading the data once. With
+as many threads, a run's numbers do not depend on where it ran. Every run ends as an :class:`Outcome`: completed,
 diverged, failed (an error in that run alone) or interrupted; one run's failure does not stop
 the others. A run folder that is damaged or in use stops the sweep with its
 :class:`~biocredit.training.folder.RunFolderError` (in worker processes, once the other runs
