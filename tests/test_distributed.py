@@ -18,7 +18,7 @@ from biocredit import distributed
 from biocredit.cli import main
 from biocredit.distributed import Ranks
 from biocredit.losses import create as create_loss
-from biocredit.training.loop import check_shards, train_epoch
+from biocredit.training.loop import check_shards, evaluate, train_epoch
 
 RULES = ("bp", "fa", "dfa", "kp", "dkp")
 EXAMPLES, BATCH, EPOCHS = 37, 16, 2      # last batch of 5: ranks take 3 and 2 examples
@@ -34,8 +34,7 @@ def tiny_model(rule: str, feedback_seed: int = 1) -> nn.Module:
 def train(rule: str, ranks: Ranks) -> tuple[dict, float]:
     """EPOCHS epochs of the library's loop; the state dict and the last epoch's loss."""
     net = tiny_model(rule)
-    g = torch.Generator().manual_seed(3)
-    x, y = torch.randn(EXAMPLES, 6, generator=g), torch.randint(0, 3, (EXAMPLES,), generator=g)
+    x, y = data()
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=0.05)
     forward = distributed.data_parallel(net, torch.device("cpu")) if ranks.parallel else net
     order = torch.Generator().manual_seed(4)
@@ -64,6 +63,19 @@ def user_loop(rule: str, ranks: Ranks) -> dict:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def evaluations(ranks: Ranks) -> list[tuple[float, float]]:
+    """A model evaluated on 37 examples, split between the ranks, and by each rank alone
+    (as the run's probe batch is): both are the numbers of one process."""
+    net, (x, y) = tiny_model("fa"), data()
+    return [evaluate(net, x, y, create_loss("ce"), batch_size=10, ranks=ranks),
+            evaluate(net, x, y, create_loss("ce"), batch_size=10)]
+
+
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(EXAMPLES, 6, generator=g), torch.randint(0, 3, (EXAMPLES,), generator=g)
+
+
 def worker(rank: int, world: int, store: str, results: str) -> None:
     import torch.distributed as dist
     torch.set_num_threads(1)
@@ -73,6 +85,7 @@ def worker(rank: int, world: int, store: str, results: str) -> None:
         ranks = distributed.current()
         out = {rule: train(rule, ranks) for rule in RULES}
         out["own loop"] = {rule: user_loop(rule, ranks) for rule in ("kp", "dkp")}
+        out["evaluations"] = evaluations(ranks)
         try:            # feedback drawn from another seed on rank 1: refused, naming it
             distributed.check_same_on_every_rank(tiny_model("fa", feedback_seed=1 + rank))
             out["mismatch"] = None
@@ -134,6 +147,14 @@ def test_a_converted_model_in_ddp_in_a_users_own_loop(two_ranks, rule, one_threa
                                        rtol=1e-5, atol=1e-6, msg=key)
 
 
+def test_evaluations_split_between_ranks_or_on_one_alone_match_one_process(two_ranks):
+    single = evaluations(Ranks())[0]
+    for rank in range(2):
+        split, alone = two_ranks[rank]["evaluations"]
+        assert split == pytest.approx(single, rel=1e-6)     # (float32 means of other slices)
+        assert alone == single                                # nothing summed over the ranks
+
+
 def test_feedback_drawn_differently_on_a_rank_is_refused(two_ranks):
     for rank in range(2):
         message = two_ranks[rank]["mismatch"]
@@ -191,3 +212,14 @@ def test_torchrun_train_matches_one_process_and_resumes(tmp_path):
     assert summary["epochs_completed"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
     shutil.rmtree(tmp_path / "one")
+
+
+def test_torchrun_setup_error_is_told_once_and_leaves_no_folder(tmp_path):
+    command = TORCHRUN + COMMON + ["--train-size", "65", "--batch-size", "64", "--out", "x"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert done.stderr.count("biocredit: error: 2 processes share batches of 64 over 65 "
+                             "examples, whose last batch has 1") == 1, done.stderr[-3000:]
+    assert "rank 1" not in done.stderr
+    assert not (tmp_path / "x").exists()

@@ -105,13 +105,13 @@ def test_summary_table_has_each_runs_numbers(runs, report):
         rows = [line for line in markdown.splitlines() if line.startswith(f"| {rule} |")]
         assert len(rows) == 1
         cells = [c.strip() for c in rows[0].strip("|").split("|")]
-        assert cells[:4] == [rule, "mlp:2x16:tanh", "digits", "2"]
-        assert cells[4] == f"{100 * summary['test_error']:.2f}"
-        assert cells[5] == f"{100 * summary['train_error']:.2f}"
-        assert cells[6] == f"{summary['seconds']:.1f}"
-        assert cells[7] == f"{summary['mean_angle_deg']:.1f}"
+        assert cells[:5] == [rule, rule, "mlp:2x16:tanh", "digits", "2"]   # run, rule, …
+        assert cells[5] == f"{100 * summary['test_error']:.2f}"
+        assert cells[6] == f"{100 * summary['train_error']:.2f}"
+        assert cells[7] == f"{summary['seconds']:.1f}"
+        assert cells[8] == f"{summary['mean_angle_deg']:.1f}"
         assert f"<td>{100 * summary['test_error']:.2f}</td>" in html
-    assert float(cells[7]) > 1.0  # fa's angle to BP; bp's is 0.0
+    assert float(cells[8]) > 1.0  # fa's angle to BP; bp's is 0.0
     for path in report.figures:
         name = path.name if path.parent == runs else f"fa/{path.name}"
         assert f"]({name})" in markdown
@@ -187,7 +187,7 @@ def test_report_command_writes_to_out(runs, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert str(out / "report.html") in printed
     table = [line for line in printed.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| rule | model | data | epochs | test error")
+    assert table[0].startswith("| run | rule | model | data | epochs | test error")
     assert [row.split(" | ")[0] for row in table[1:]] == ["| fa", "| bp"]   # a row per run
     assert (out / "report.md").read_text().startswith("# two runs")
     assert not list(out.glob("tsne-*.png")) and (out / "receptive-fields.png").is_file()

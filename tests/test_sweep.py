@@ -42,10 +42,10 @@ def test_compare_with_jobs_gives_the_serial_numbers(tmp_path):
         summary = json.loads((tmp_path / "jobs" / rule / "summary.json").read_text())
         assert summary["threads"] == 1 and summary["world_size"] == 1
         assert summary["device"] == "cpu" and summary["torch"] and summary["biocredit"]
-    # one table at the end, every rule in it, each finished run announced by name
+    # one table at the end, every rule in it; --quiet: no line per finished run
     table = jobs.stdout[jobs.stdout.index("test error"):]
     assert all(f"\n{rule} " in table for rule in ("bp", "fa", "dfa", "kp"))
-    assert jobs.stdout.count("-> ") == 4
+    assert "-> " not in jobs.stdout
 
 
 MODEL = '''
@@ -80,15 +80,24 @@ def test_a_failed_and_a_diverged_seed_are_reported_and_the_others_finish(tmp_pat
     done = cli(["train", "--rule", "fa", "--seeds", "0,1,2", *SMALL, "--model",
                 "flaky.py:build", "--out", "sweep", "--jobs", jobs], tmp_path)
     assert done.returncode == 1, done.stderr
-    assert "fa s1 failed: RuntimeError: boom in training; going on with the others" \
+    line = 1 + MODEL.splitlines().index('            raise RuntimeError("boom in training")')
+    assert "fa s1 failed: RuntimeError: boom in training (raised in " \
+        f"{tmp_path / 'flaky.py'}, line {line} (forward)); going on with the others" \
         in done.stderr
     assert "fa s2 diverged: the training loss became nan" in done.stderr
     assert "1 run(s) of the seeds failed: fa s1" in done.stderr
-    assert json.loads((tmp_path / "sweep" / "seed-0" / "summary.json").read_text())[
-        "status"] == "completed"
+    status = {seed: json.loads((tmp_path / "sweep" / f"seed-{seed}" / "summary.json")
+                               .read_text())["status"] for seed in (0, 1, 2)}
+    assert status == {0: "completed", 1: "failed", 2: "diverged"}
     seeds = json.loads((tmp_path / "sweep" / "seeds.json").read_text())
     assert seeds["statistics"]["test_error"]["n"] == 1      # seed 2 diverged in epoch 1
-    assert "test error" in done.stdout                      # the table was printed
+    assert seeds["statistics"]["seconds"]["n"] == 2         # the failed run counts nowhere
+    assert "fa (diverged) (failed)" in done.stdout          # the table, marked
+    # the sweep's folder stands for its runs in a report (those that finished an epoch)
+    report = cli(["report", "sweep", "--tsne-size", "0"], tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert [line.split(" | ")[0] for line in report.stdout.splitlines()
+            if line.startswith("| ")][1:] == ["| fa"]      # seed 0 alone
 
 
 def test_ctrl_c_stops_every_worker_and_the_sweep_resumes(tmp_path):

@@ -15,6 +15,7 @@ import torch
 
 from . import data as datasets
 from . import distributed, losses, models, rules
+from .tracebacks import user_code
 from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
 from .training.seeds import parse_seeds, seed_statistics
@@ -34,19 +35,27 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:                 # --help, or a usage error (one line)
         return exit_code(exit_)
     args.argv = argv
+    # Under torchrun every rank meets the same errors: rank 0 tells them; the others say
+    # only what may be theirs alone (an internal error), naming their rank.
+    rank = os.environ.get("RANK", "0") if distributed.launched_in_parallel() else "0"
+
+    def say(message: str, own: bool = False) -> None:
+        if rank == "0" or own:
+            print(f"biocredit: {'' if rank == '0' else f'rank {rank}: '}{message}",
+                  file=sys.stderr)
+
     try:
         if distributed.launched_in_parallel():
             join_process_group(args)
         return args.func(args)
     except TrainingDiverged as err:
-        print(f"biocredit: training diverged: {err}. What was written so far is kept.",
-              file=sys.stderr)
+        say(f"training diverged: {err}. What was written so far is kept.")
         return 1
     except RunInterrupted as err:
-        print(f"biocredit: {err}", file=sys.stderr)
+        say(str(err))
         return err.exit_code
     except KeyboardInterrupt:
-        print("biocredit: interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
     except BrokenPipeError:               # `biocredit … | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -54,19 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:
         if args.debug:
             raise
-        print(f"biocredit: error: {one_line(err)}", file=sys.stderr)
+        say(f"error: {one_line(err)}")
         return 2
     except Exception as err:
         if args.debug:
             raise
         where = user_code(err)
         if where:
-            print(f"biocredit: error in {where}: {type(err).__name__}: {one_line(err)} (run "
-                  "again with --debug for the traceback)", file=sys.stderr)
+            say(f"error in {where}: {type(err).__name__}: {one_line(err)} (run again with "
+                "--debug for the traceback)")
         else:
-            print(f"biocredit: internal error: {type(err).__name__}: {one_line(err)} (run "
-                  "again with --debug for the traceback, and please report it)",
-                  file=sys.stderr)
+            say(f"internal error: {type(err).__name__}: {one_line(err)} (run again with "
+                "--debug for the traceback, and please report it)", own=True)
         return 1
     finally:
         distributed.stop()
@@ -83,24 +91,6 @@ def join_process_group(args) -> None:
     if not distributed.start_from_environment().writer:
         args.quiet = True
         sys.stdout = open(os.devnull, "w")
-
-
-def user_code(err: BaseException) -> str | None:
-    """``FILE, line N`` of the innermost frame of ``err`` in a user's own code (a model
-    file, say): outside biocredit, torch and the Python installation; ``None`` if none."""
-    import sysconfig
-    import traceback
-    if isinstance(err, SyntaxError) and err.filename and not err.filename.startswith("<"):
-        return f"{err.filename}, line {err.lineno}"
-    ours = [str(Path(__file__).resolve().parent), str(Path(torch.__file__).resolve().parent),
-            *{str(Path(p).resolve()) for key, p in sysconfig.get_paths().items()
-              if key in ("stdlib", "platstdlib", "purelib", "platlib")}]
-    for frame in reversed(traceback.extract_tb(err.__traceback__)):
-        name = frame.filename
-        if not name.startswith("<") and \
-                not any(str(Path(name).resolve()).startswith(root) for root in ours):
-            return f"{name}, line {frame.lineno} ({frame.name})"
-    return None
 
 
 def exit_code(exit_: SystemExit) -> int:
@@ -123,8 +113,8 @@ class DefaultsFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if "default" in text or default in (None, False, argparse.SUPPRESS, [], "") or \
-                not action.option_strings:
+        if "default" in text or default is None or default is False or \
+                default is argparse.SUPPRESS or default in ([], "") or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
@@ -137,8 +127,10 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args, **kwargs):
-        if not kwargs.get("help") and kwargs.get("default") not in \
-                (None, False, argparse.SUPPRESS):     # argparse lists no option without help
+        default = kwargs.get("default")
+        if not kwargs.get("help") and not (default is None or default is False or
+                                           default is argparse.SUPPRESS):
+            # (argparse shows no default for an option without help)
             kwargs["help"] = "default: %(default)s"
         return super().add_argument(*args, **kwargs)
 
@@ -322,7 +314,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="clear --out first if it holds another run")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last finished epoch (with it: "
-                        "only --epochs, --device, --quiet)")
+                        "only --epochs, --device, --jobs, --quiet)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -510,8 +502,8 @@ def resumed(args, command: str):
     given = given_flags(args.argv)
     extra = sorted(given - RESUME_FLAGS - {"--no-report", "--tsne-size"})
     if extra:
-        raise ValueError(f"--resume continues a run as it was made; only --epochs, --device "
-                         f"and --quiet may go with it (got {', '.join(extra)})")
+        raise ValueError(f"--resume continues a run as it was made; only --epochs, --device, "
+                         f"--jobs and --quiet may go with it (got {', '.join(extra)})")
     if not folder.is_dir():
         raise FileNotFoundError(f"--resume {folder}: no such run folder")
     record_path = folder / RUN_RECORD
@@ -640,7 +632,7 @@ def cmd_train(args) -> int:
     def run_here(task: Task) -> dict:
         summary = run_interruptible(task.config, task.folder, args.quiet, "train", out,
                                     resume=resume)
-        report_run(summary, task.folder)
+        report_run(summary, task.folder, task.name)
         return summary
 
     with stop_on_signals(), contextlib.ExitStack() as stack:
@@ -648,17 +640,19 @@ def cmd_train(args) -> int:
             stack.enter_context(locked(out))
             prepare(out, overwrite=args.overwrite, resume=resume)
             write_run_record(out, args, "train")
-        sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs),
+        sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs, args.quiet),
                           resume=resume, reraise=args.debug)
-        summaries = [o.summary for o in sweep.outcomes if o.summary is not None]
-        if summaries:
-            print_transport(summaries[-1])
+        summaries = [o.summary for o in sweep.outcomes  # a failed run has no statistics
+                     if o.summary is not None and o.status != "failed"]
         if sweep.outcomes and writer and sweep.interrupted is None:
+            if summaries:
+                print_transport(summaries[-1])
             stats = seed_statistics(summaries)
             write_json(out / "seeds.json", {"run_id": read_json(out / RUN_RECORD)["run_id"],
                                             "seeds": seeds, "statistics": stats,
                                             "folders": [f"seed-{s}" for s in seeds]})
-            print(format_table({args.rule: stats}))
+            marks = sorted({o.status for o in sweep.outcomes if o.status != "completed"})
+            print(format_table({args.rule + "".join(f" ({m})" for m in marks): stats}))
     if sweep.interrupted is not None:
         raise resumable(sweep.interrupted, out, "train")
     return sweep_exit(sweep, "seeds")
@@ -732,7 +726,7 @@ def cmd_compare(args) -> int:
                                      dataset=dataset, resume=resume)
 
         with stop_on_signals():
-            sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs),
+            sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs, args.quiet),
                               resume=resume, reraise=args.debug)
         for outcome in sweep.outcomes:
             spec, seed = of_task[outcome.task.name]
@@ -748,14 +742,14 @@ def cmd_compare(args) -> int:
     return sweep_exit(sweep, "comparison")
 
 
-def sweep_reporter(jobs: int):
+def sweep_reporter(jobs: int, quiet: bool):
     """What a sweep prints as each run ends: a diverged or failed run (the others go on);
-    with worker processes, also each finished run's line."""
+    with worker processes and without ``--quiet``, also each finished run's line."""
     def on_done(outcome: Outcome) -> None:
         if outcome.status in ("diverged", "failed"):
             print(f"biocredit: {outcome.task.name} {outcome.status}: {outcome.message}; "
                   "going on with the others", file=sys.stderr)
-        elif jobs > 1 and outcome.status == "completed":
+        elif jobs > 1 and not quiet and outcome.status == "completed":
             report_run(outcome.summary, outcome.task.folder, outcome.task.name)
     return on_done
 
@@ -817,7 +811,7 @@ def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
         combine_reconstructions(out / "reconstructions.png", dataset, folders)
     from .report.runs import finished_an_epoch
     reported = [f for f in folders.values() if finished_an_epoch(f)]
-    if len(reported) < len(folders):
+    if len(reported) < len(folders) and not args.no_report:
         print("the report leaves out " + ", ".join(
             name for name, f in folders.items() if f not in reported)
               + ": no epoch finished", file=sys.stderr)

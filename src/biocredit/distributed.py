@@ -94,9 +94,10 @@ def average_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def sum_(tensor: torch.Tensor) -> torch.Tensor:
-    """``tensor ← sum over the ranks of tensor``, in place (a no-op in one process)."""
-    if current().parallel:
+def sum_(tensor: torch.Tensor, ranks: Ranks | None = None) -> torch.Tensor:
+    """``tensor ← sum over the ranks of tensor``, in place; a no-op in one process, or when
+    ``ranks`` (given) says the caller works alone."""
+    if (ranks or current()).parallel:
         dist.all_reduce(tensor)
     return tensor
 

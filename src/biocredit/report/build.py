@@ -101,7 +101,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                + "Angles compare each rule's "
                "weight update with back-propagation's on a fixed probe batch of training "
                "examples, with the same weights."],
-        table_header=["rule", "model", "data", "epochs", f"test error ({unit})",
+        table_header=["run", "rule", "model", "data", "epochs", f"test error ({unit})",
                       f"train error ({unit})", "time (s)", "mean angle to BP (°)",
                       "angle per hidden layer (°)"],
         table_rows=[_table_row(r, scale) for r in records],
@@ -137,7 +137,7 @@ def _table_row(r: RunRecord, scale: float = 100.0) -> list[str]:
     finite = [a for a in angles if a is not None and math.isfinite(a)]
     mean_angle = s.get("mean_angle_deg", sum(finite) / len(finite) if finite else None)
     seconds = s.get("seconds", sum(row.get("seconds", 0.0) for row in r.metrics))
-    return [r.label, r.config.get("model", "?"), r.config.get("data", "?"),
+    return [r.label, r.rule, r.config.get("model", "?"), r.config.get("data", "?"),
             str(s.get("epochs_completed", len(r.metrics))),
             _fmt(s.get("test_error", last.get("test_error")), scale, 2 if scale == 100 else -4),
             _fmt(s.get("train_error", last.get("train_error")), scale, 2 if scale == 100 else -4),

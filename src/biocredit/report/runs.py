@@ -106,7 +106,8 @@ def check_one_run(folder: Path, files: dict[str, list[dict]]) -> None:
 
 def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
     """Run folders from ``paths``: a ``compare`` folder (one holding ``comparison.json``)
-    stands for its rules' run folders, in its order."""
+    stands for its rules' run folders, in its order; a folder of run folders (a sweep's,
+    one run per job) for those of them that finished an epoch, by name."""
     folders = []
     for path in map(Path, paths):
         if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
@@ -119,11 +120,19 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
         elif (path / "seeds.json").is_file() and not (path / "config.json").is_file():
             runs = [path / str(f) for f in read_object(path / "seeds.json").get("folders", [])]
             folders += [f for f in runs if finished_an_epoch(f)]
+        elif path.is_dir() and not (path / "config.json").is_file() and runs_inside(path):
+            folders += [f for f in expand_run_dirs(runs_inside(path)) if finished_an_epoch(f)]
         else:
             folders.append(path)
     if not folders:
         raise ValueError("a report needs at least one run folder")
     return folders
+
+
+def runs_inside(folder: Path) -> list[Path]:
+    """The sub-folders of ``folder`` that hold a run, a comparison or several seeds."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and any(
+        (d / name).is_file() for name in ("config.json", "comparison.json", "seeds.json")))
 
 
 def finished_an_epoch(folder: Path) -> bool:

@@ -67,7 +67,7 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     seen = 0
 
     def mean_so_far() -> float:
-        return sum_(total.clone()).item() / seen
+        return sum_(total.clone(), ranks).item() / seen
 
     for step in range(steps):
         idx = order[step * batch_size:(step + 1) * batch_size]
@@ -108,8 +108,8 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
         check_stop()
     rule.after_epoch(net)
     if error_sum is not None:
-        sum_(error_sum)
-    return sum_(total).item() / n
+        sum_(error_sum, ranks)
+    return sum_(total, ranks).item() / n
 
 
 def check_shards(n: int, batch_size: int, ranks: Ranks) -> None:
@@ -154,4 +154,4 @@ def evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn,
         loss_sum += loss_fn(logits, yb).double() * len(xb)
         wrong += loss_fn.errors(logits, yb).double()
     net.train(was_training)
-    return sum_(loss_sum).item() / n, sum_(wrong).item() / n
+    return sum_(loss_sum, ranks).item() / n, sum_(wrong, ranks).item() / n

@@ -30,7 +30,7 @@ from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics
 from .folder import (CHECKPOINT, RunFolderError, load_checkpoint, locked, new_run_id,
                      prepare, remove_if_unused, save_checkpoint)
 from .interrupt import RunInterrupted, check_stop
-from .loop import TrainingDiverged, evaluate, train_epoch
+from .loop import TrainingDiverged, check_shards, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .results import read_json, write_bytes_atomic, write_json, write_jsonl
 
@@ -404,6 +404,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
         forward = distributed.data_parallel(net, device)
     if config.compile:
         forward = torch.compile(forward)
+    check_shards(len(dataset.train_x), config.batch_size, ranks)
     writer = ranks.writer
     if writer:
         write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
@@ -515,6 +516,10 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     except (RunInterrupted, KeyboardInterrupt) as err:
         summary["status"] = "interrupted"
         summary["message"] = str(err) or "stopped by KeyboardInterrupt"
+        raise
+    except Exception as err:
+        summary["status"] = "failed"
+        summary["message"] = f"{type(err).__name__}: {str(err).strip()[:500]}"
         raise
     finally:
         summary.update(final_metrics(rows))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..tracebacks import user_code
 from .folder import RunFolderError
 from .interrupt import RunInterrupted, pending_stop, request_stop, stop_on_signals
 from .loop import TrainingDiverged
@@ -186,5 +187,8 @@ def _summary(folder: Path) -> dict | None:
 
 
 def _one_line(err: BaseException) -> str:
+    """``Type: first line`` of ``err``, and where in a user's own code it was raised."""
     lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    text = f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    where = user_code(err)
+    return f"{text} (raised in {where})" if where else text
