@@ -74,7 +74,7 @@ def build(input_shape, classes):
 '''
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("jobs", [pytest.param("1", marks=pytest.mark.slow), "2"])
 def test_a_failed_and_a_diverged_seed_are_reported_and_the_others_finish(tmp_path, jobs):
     (tmp_path / "flaky.py").write_text(MODEL)
     done = cli(["train", "--rule", "fa", "--seeds", "0,1,2", *SMALL, "--model",
@@ -118,7 +118,7 @@ def test_ctrl_c_stops_every_worker_and_the_sweep_resumes(tmp_path):
     assert len(stopped) == 2                    # the third run had not started
     assert {s["status"] for s in stopped} == {"interrupted"}    # none went on to its end
     epochs = str(max(s["resume_epoch"] for s in stopped) + 1)
-    resumed = cli(["compare", "--resume", "sweep", "--epochs", epochs, "--jobs", "2"],
+    resumed = cli(["compare", "--resume", "sweep", "--epochs", epochs, "--jobs", "1"],
                   tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     for rule in ("bp", "fa", "dfa"):
