@@ -106,15 +106,21 @@ def one_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def shows_default(default) -> bool:
+    """Whether ``--help`` has a default to show: not for flags or options without one (0 is
+    shown)."""
+    return not (default is None or default is False or default is argparse.SUPPRESS
+                or default in ([], ""))
+
+
 class DefaultsFormatter(argparse.HelpFormatter):
     """``--help`` shows every option's default (unless its help states it, or there is
     none to show)."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        default = action.default
-        if "default" in text or default is None or default is False or \
-                default is argparse.SUPPRESS or default in ([], "") or not action.option_strings:
+        if "default" in text or not shows_default(action.default) or \
+                not action.option_strings:
             return text
         return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
@@ -127,9 +133,7 @@ class OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args, **kwargs):
-        default = kwargs.get("default")
-        if not kwargs.get("help") and not (default is None or default is False or
-                                           default is argparse.SUPPRESS):
+        if not kwargs.get("help") and shows_default(kwargs.get("default")):
             # (argparse shows no default for an option without help)
             kwargs["help"] = "default: %(default)s"
         return super().add_argument(*args, **kwargs)

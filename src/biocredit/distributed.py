@@ -88,10 +88,7 @@ def local_device(name: str) -> str:
 def average_(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor ← mean over the ranks of tensor``, in place (a no-op in one process)."""
     ranks = current()
-    if ranks.parallel:
-        dist.all_reduce(tensor)
-        tensor.div_(ranks.world)
-    return tensor
+    return sum_(tensor, ranks).div_(ranks.world) if ranks.parallel else tensor
 
 
 def sum_(tensor: torch.Tensor, ranks: Ranks | None = None) -> torch.Tensor:

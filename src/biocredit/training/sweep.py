@@ -79,21 +79,29 @@ def run_sweep(tasks: list[Task], jobs: int, run_here: RunFn, on_done: DoneFn | N
     return _parallel(tasks, min(jobs, len(tasks)), on_done, resume)
 
 
+def _ended(call: Callable[[], dict], folder: Path,
+           reraise: bool = False) -> tuple[str, dict | None, str]:
+    """How one run, ``call()``, ended: its status, summary and message (completed, diverged
+    or failed). A signal, and a run folder damaged or in use, propagate."""
+    try:
+        return "completed", call(), ""
+    except TrainingDiverged as err:
+        return "diverged", err.summary, str(err)
+    except (RunInterrupted, KeyboardInterrupt, RunFolderError):
+        raise
+    except Exception as err:
+        if reraise:
+            raise
+        return "failed", _summary(folder), _one_line(err)
+
+
 def _serial(tasks, run_here, on_done, reraise) -> Sweep:
     outcomes = []
     for task in tasks:
         try:
-            outcome = Outcome(task, "completed", run_here(task))
-        except TrainingDiverged as err:
-            outcome = Outcome(task, "diverged", err.summary, str(err))
+            outcome = Outcome(task, *_ended(lambda: run_here(task), task.folder, reraise))
         except RunInterrupted as err:
             return Sweep(outcomes, err)
-        except RunFolderError:
-            raise                       # the sweep's folder is damaged or in use: stop
-        except Exception as err:
-            if reraise:
-                raise
-            outcome = Outcome(task, "failed", _summary(task.folder), _one_line(err))
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
@@ -162,20 +170,20 @@ def _run_in_worker(values: dict, folder: str, resume: bool) -> tuple[str, dict |
     config = RunConfig.from_dict(values)
     key = (config.data, config.data_dir, config.normalize, config.validation, config.download,
            config.train_size, config.test_size, config.device)
+
+    def train() -> dict:
+        if key not in _DATA:
+            _DATA[key] = load_dataset(config, resolve_device(config.device))
+        return run(config, folder, dataset=_DATA[key], resume=resume)
+
     with stop_on_signals():
         try:
-            if key not in _DATA:
-                _DATA[key] = load_dataset(config, resolve_device(config.device))
-            return "completed", run(config, folder, dataset=_DATA[key], resume=resume), ""
-        except TrainingDiverged as err:
-            return "diverged", err.summary, str(err)
+            return _ended(train, Path(folder))
         except (RunInterrupted, KeyboardInterrupt) as err:
             _stopped.append(True)
             return "interrupted", _summary(Path(folder)), str(err) or "interrupted"
         except RunFolderError as err:
             return FOLDER_ERROR, None, str(err)
-        except Exception as err:
-            return "failed", _summary(Path(folder)), _one_line(err)
 
 
 def _summary(folder: Path) -> dict | None:
