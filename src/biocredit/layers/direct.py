@@ -82,7 +82,9 @@ class DirectEngine:
         self._previous: torch.Tensor | None = None
         self._preactivation: torch.Tensor | None = None
         self._layer: tuple[nn.Module, torch.Tensor] | None = None
-        self._input_grad = True     # tap outputs require grad (rules with local_input_grad)
+        # Which taps' outputs require grad (rules with local_input_grad), by tap index; a
+        # tap past the end of the tuple does (the first forward: all of them).
+        self._input_grad: tuple[bool, ...] = ()
 
     # -- hooks ------------------------------------------------------------------------------
     def begin(self, module, args) -> None:
@@ -109,7 +111,9 @@ class DirectEngine:
         if self._probing:
             return h
         out = h.detach()
-        if self.rule.local_input_grad and self._input_grad:
+        index = len(records) - 1
+        if self.rule.local_input_grad and (index >= len(self._input_grad)
+                                           or self._input_grad[index]):
             record.output = out.requires_grad_()
         self._previous = out
         return out
@@ -137,7 +141,7 @@ class DirectEngine:
                                "hidden activation or convert with taps=[...]")
         self.materialise(records, output)
         if self.rule.local_input_grad:
-            self._input_grad = self.rule.input_grad_needed(records)   # for the next forward
+            self._input_grad = tuple(self.rule.input_grad_needed(records))   # the next forward's
         return JoinFunction.apply(output, self, records, *self.rule.injection_points(records))
 
     # -- state ------------------------------------------------------------------------------

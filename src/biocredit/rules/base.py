@@ -202,10 +202,10 @@ class DirectFeedbackRule(FeedbackRule):
         """Which taps get a direct projection of ``e`` (default: all of them)."""
         return shapes
 
-    def input_grad_needed(self, records: list[TapRecord]) -> bool:
-        """With ``local_input_grad``: whether the taps' outputs must require grad in the
-        next training forward, judged from this one's ``records`` (default: always)."""
-        return True
+    def input_grad_needed(self, records: list[TapRecord]) -> list[bool]:
+        """With ``local_input_grad``: whether each tap's output must require grad in the
+        next training forward, judged from this one's ``records`` (default: every tap's)."""
+        return [True] * len(records)
 
     def validate_taps(self, records: list[TapRecord]) -> None:
         """Refuse tap layouts the rule is not defined for (called once, at the first draw)."""

@@ -39,10 +39,11 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
             raise ValueError("IFA needs a weight layer before every tap")
 
     def input_grad_needed(self, records):
-        """Only where a signal must go forward through something else than a weight layer
-        fed by the previous tap (:func:`weight_times`); otherwise no layer computes an input
-        gradient IFA would not use."""
-        return not all(layer_on_previous_tap(r) for r in records[1:])
+        """A tap's output needs a graph only where the next layer takes something else than
+        that output itself (or a reshaped view of it): the signal then goes forward through
+        the recorded steps between them (:func:`weight_times`). Elsewhere no layer computes
+        an input gradient IFA would not use; the last tap's output never needs one."""
+        return [reshaped_input(after) is None for after in records[1:]] + [False]
 
     def injection_points(self, records):
         return [records[0].point] + [r.activation for r in records[1:]]
@@ -67,17 +68,26 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
 
 def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
     """``W_l · tangent``: the Jacobian of the local graph from the previous tap to ``a_l``.
-    When ``a_l`` is a linear layer's or a convolution's output on the previous tap's output
-    itself, that is the layer's own map without its bias (one matmul, one convolution, with
-    the layer's padding); otherwise :func:`forward_jvp`."""
-    layer = layer_on_previous_tap(record)
-    if layer is not None:
-        weight = layer.effective_weight() if hasattr(layer, "effective_weight") else \
-            layer.weight
-        weight = weight.detach().to(tangent.dtype)
-        if isinstance(layer, nn.Linear):
-            return F.linear(tangent, weight)
-        return layer._conv_forward(tangent, weight, None)     # nn.Conv*d's, padding modes too
+    When ``a_l`` is a linear layer's or a convolution's output, that is the layer's own map
+    without its bias (one matmul, one convolution, with the layer's padding) applied to the
+    tangent carried to the layer's input (:func:`reshaped_input`, else :func:`forward_jvp`);
+    otherwise :func:`forward_jvp` of the whole local graph."""
+    layer, layer_input = record.layer or (None, None)
+    if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        shape = reshaped_input(record)
+        if shape is not None:
+            tangent = tangent.reshape(shape)
+        elif record.input.requires_grad:
+            tangent = forward_jvp(layer_input, record.input, tangent)
+        else:
+            layer = None
+        if layer is not None:
+            weight = layer.effective_weight() if hasattr(layer, "effective_weight") else \
+                layer.weight
+            weight = weight.detach().to(tangent.dtype)
+            if isinstance(layer, nn.Linear):
+                return F.linear(tangent, weight)
+            return layer._conv_forward(tangent, weight, None)  # nn.Conv*d's, padding modes too
     if not record.input.requires_grad:
         raise RuntimeError("IFA: the layers between two taps changed between training steps "
                            "(a linear layer on the previous tap's output before, something "
@@ -85,20 +95,33 @@ def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
     return forward_jvp(record.preactivation, record.input, tangent)
 
 
-def layer_on_previous_tap(record) -> nn.Module | None:
-    """The linear layer or convolution whose output ``a_l`` is, when its input is the
-    previous tap's output itself (``None`` otherwise)."""
+def reshaped_input(record) -> torch.Size | None:
+    """The shape of ``a_l``'s weight layer's input when that input is the previous tap's
+    output itself or a reshaped view of its memory (a flatten), so the tangent is reshaped
+    the same way; ``None`` otherwise."""
     layer, layer_input = record.layer or (None, None)
-    return layer if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d)) and \
-        layer_input is record.input else None
+    previous = record.input
+    if layer is None or previous is None:
+        return None
+    if layer_input is previous or (
+            layer_input.data_ptr() == previous.data_ptr() and
+            layer_input.numel() == previous.numel() and
+            layer_input.is_contiguous() and previous.is_contiguous()):
+        return layer_input.shape
+    return None
 
 
 def forward_jvp(output: torch.Tensor, input: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
     """``J · tangent`` for the Jacobian ``J = ∂output/∂input`` of the recorded graph at this
-    forward pass (the transpose of the transpose: two reverse-mode calls), so dropout keeps
-    the mask it drew."""
+    forward pass, so max-pooling keeps the units it chose and dropout the mask it drew: step
+    by step along the graph where every step between them is a padding, a max-pool, a product
+    with a constant (dropout's mask) or a trailing reshape (:func:`chain_jvp`), otherwise as
+    the transpose of the transpose (two reverse-mode calls)."""
     if output is input:
         return tangent
+    out = chain_jvp(output, input, tangent)
+    if out is not None:
+        return out
     probe = torch.zeros_like(output, requires_grad=True)
     try:
         (vjp,) = torch.autograd.grad(output, input, probe, create_graph=True)
@@ -107,3 +130,54 @@ def forward_jvp(output: torch.Tensor, input: torch.Tensor, tangent: torch.Tensor
         raise ValueError("IFA carries its signal forward through the layers between taps and "
                          f"cannot through this model's ({str(err).splitlines()[0]})") from None
     return out
+
+
+_RESHAPES = {"ViewBackward0", "ReshapeAliasBackward0", "UnsafeViewBackward0"}
+
+
+def chain_jvp(output: torch.Tensor, input: torch.Tensor,
+              tangent: torch.Tensor) -> torch.Tensor | None:
+    """``J · tangent`` from the autograd nodes between ``input`` and ``output`` when they
+    form a chain of steps whose forward derivative the graph's saved tensors give directly:
+    zero padding (pad the tangent), max-pooling (gather the tangent at the chosen units),
+    multiplication by a tensor outside the graph (dropout's scaled mask: multiply),
+    ``native_dropout`` (mask times ``1/(1-p)``) and reshapes after the last of them.
+    ``None`` for anything else."""
+    end = input.grad_fn
+    node, steps, tail_reshape = output.grad_fn, [], False
+    for _ in range(32):
+        if node is None:
+            return None
+        if node is end or (end is None and getattr(node, "variable", None) is input):
+            break
+        links = [(n, i) for i, (n, _) in enumerate(node.next_functions) if n is not None]
+        if len(links) != 1:
+            return None
+        kind = type(node).__name__
+        if kind in _RESHAPES:
+            if steps:                        # a reshape between two steps: not handled
+                return None
+            tail_reshape = True
+        elif kind in ("ConstantPadNdBackward0", "MaxPool2DWithIndicesBackward0",
+                      "NativeDropoutBackward0") or (kind == "MulBackward0"):
+            steps.append((kind, node, links[0][1]))
+        else:
+            return None
+        node = links[0][0]
+    else:
+        return None
+    out = tangent
+    for kind, node, slot in reversed(steps):
+        if kind == "ConstantPadNdBackward0":
+            out = F.pad(out, list(node._saved_pad))
+        elif kind == "MaxPool2DWithIndicesBackward0":
+            chosen = node._saved_result1
+            out = out.flatten(-2).gather(-1, chosen.flatten(-2)).view(chosen.shape)
+        elif kind == "NativeDropoutBackward0":
+            p = node._saved_p
+            out = out * node._saved_result1 * (0.0 if p == 1 else 1 / (1 - p))
+        else:                                # x · c with c outside the graph
+            out = out * (node._saved_other if slot == 0 else node._saved_self)
+    if tail_reshape:
+        return out.reshape(output.shape)
+    return out if out.shape == output.shape else None
