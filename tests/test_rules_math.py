@@ -551,3 +551,31 @@ def test_ifa_forward_signal_through_a_conv_is_the_jacobian_vector_product(paddin
     for fast, general in zip(grads["fast"], grads["general"]):
         torch.testing.assert_close(fast, general, rtol=1e-10, atol=1e-13)
     assert all(g.abs().sum() > 0 for g in grads["fast"][:4])     # the conv layers learn
+
+
+def test_ifa_takes_each_tap_back_to_its_layer_once_and_batch_norm_learns_the_same(monkeypatch):
+    """IFA's ``δa_l`` enters at ``a_l`` with the batch-norm parameters' gradients beside it,
+    so the backward of batch norm and the activation runs once per step, not again in
+    ``loss.backward()``; the gradients are bit for bit those of injecting at the
+    activation."""
+    from torch.profiler import ProfilerActivity, profile
+    from biocredit.rules import ifa
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.Tanh(),
+                          nn.Flatten(), nn.Linear(4 * 3 * 3, 6), nn.Tanh(), nn.Linear(6, 3))
+    x, y = torch.randn(5, 2, 8, 8), torch.randint(0, 3, (5,))
+    grads, norm_backwards = {}, {}
+    for path in ("once", "twice"):
+        if path == "twice":
+            monkeypatch.setattr(ifa, "parameters_between", lambda output, input: None)
+        net = R.create("ifa").convert(model, generator=torch.Generator().manual_seed(1))
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            F.cross_entropy(net(x), y).backward()
+        grads[path] = [p.grad for p in net.parameters()]
+        norm_backwards[path] = sum(e.count for e in prof.key_averages()
+                                   if e.key == "aten::native_batch_norm_backward")
+    assert norm_backwards == {"once": 2, "twice": 4}
+    for once, twice in zip(grads["once"], grads["twice"]):
+        assert torch.equal(once, twice)
+    assert all(g.abs().sum() > 0 for g in grads["once"])

@@ -33,7 +33,9 @@ class TapRecord:
     ``activation`` the activation before pooling (the point unless the model says otherwise);
     ``skip`` whether a residual sum lies between the local input and the tap; ``elementwise``
     whether the point is an element-wise function of the preactivation; ``output`` the
-    detached tensor the tap returned (kept for rules with ``local_input_grad``)."""
+    detached tensor the tap returned (kept for rules with ``local_input_grad``); ``between``
+    the parameters between ``a_l`` and where the rule's signal enters, when the rule injects
+    at ``a_l`` itself (IFA)."""
 
     input: torch.Tensor | None
     preactivation: torch.Tensor | None
@@ -43,6 +45,7 @@ class TapRecord:
     elementwise: bool = True
     output: torch.Tensor | None = None
     layer: tuple[nn.Module, torch.Tensor] | None = None   # the weight layer making a_l, its input
+    between: list[torch.Tensor] | None = None
 
 
 class JoinFunction(torch.autograd.Function):

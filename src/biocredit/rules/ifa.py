@@ -18,9 +18,9 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
     product of the local graph from tap ``l−1`` to the weight layer's output ``a_l`` (in conv
     nets it also passes the pooling and dropout between them at this forward pass: the
     max-pool's chosen units, the dropout's mask), and ``⊙ f'(a_l)`` is the backward of the
-    steps between the layer and its activation (batch norm included). Each later tap gets its
-    signal at the activation. Taps with a residual sum between them are refused: the skip
-    path has no forward-signal rule.
+    steps between the layer and its activation (batch norm included). ``δa_l`` enters
+    autograd at ``a_l`` (:meth:`injection_points`). Taps with a residual sum between them are
+    refused: the skip path has no forward-signal rule.
     """
 
     name = "ifa"
@@ -46,24 +46,68 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
         return [reshaped_input(after) is None for after in records[1:]] + [False]
 
     def injection_points(self, records):
-        return [records[0].point] + [r.activation for r in records[1:]]
+        """Where ``δa_l`` is wanted: at ``a_l`` itself, with the parameters between ``a_l``
+        and the tap (batch norm's) receiving their gradients beside it, so the backward of
+        those steps runs once (here) and not again in ``loss.backward()``. Where something
+        else lies on that way, the signal enters at the tap (``B_1 e``) or the activation
+        (``W_l δa_{l-1}``) and autograd repeats those steps."""
+        points = []
+        for first, record in zip([True] + [False] * (len(records) - 1), records):
+            entry = record.point if first else record.activation
+            record.between = parameters_between(entry, record.preactivation)
+            points += [entry] if record.between is None else \
+                [record.preactivation, *record.between]
+        return points
 
     def hidden_signals(self, root, error, records, target):
-        """Tap 1 receives ``B_1 e`` at its point, tap ``l > 1`` the forward signal
-        ``W_l δa_{l-1}`` at its activation (so batch norm's parameters learn too)."""
+        """``B_1 e`` at tap 1's point and ``W_l δa_{l-1}`` at tap ``l``'s activation, taken
+        back to ``δa_l`` (see :meth:`injection_points`)."""
         (signal,) = project(error, root.direct_feedback, [tuple(records[0].point.shape[1:])])
-        signals = [signal]
+        signals: list[torch.Tensor] = []
         with torch.enable_grad():
-            (delta,) = torch.autograd.grad(records[0].point, records[0].preactivation, signal,
-                                           retain_graph=True)
+            delta = back_to_preactivation(records[0], records[0].point, signal, signals)
             for below, record in zip(records, records[1:]):
                 tangent = forward_jvp(below.point, below.activation, delta)
                 signal = weight_times(record, tangent)                         # W_l δa_{l-1}
-                # δa_l = signal ⊙ f'(a_l): the backward of the steps up to the activation.
-                (delta,) = torch.autograd.grad(record.activation, record.preactivation, signal,
-                                               retain_graph=True)
-                signals.append(signal)
+                delta = back_to_preactivation(record, record.activation, signal, signals)
         return signals
+
+
+def back_to_preactivation(record, entry: torch.Tensor, signal: torch.Tensor,
+                          signals: list[torch.Tensor]) -> torch.Tensor:
+    """``δa_l``: the backward of the steps from ``a_l`` to ``entry`` applied to ``signal``
+    (``⊙ f'(a_l)``, through pooling and batch norm). Appends what the injection points
+    receive: ``δa_l`` and the gradients of the parameters between, or ``signal`` at
+    ``entry``."""
+    between = record.between
+    grads = torch.autograd.grad(entry, [record.preactivation, *(between or ())], signal,
+                                retain_graph=True)
+    signals.extend([signal] if between is None else grads)
+    return grads[0]
+
+
+def parameters_between(output: torch.Tensor, input: torch.Tensor) -> list[torch.Tensor] | None:
+    """The parameters the graph from ``input`` to ``output`` uses (batch norm's ``γ``,
+    ``β``), when every way back from ``output`` ends at ``input`` or at a parameter;
+    ``None`` otherwise (or when the graph is larger than a few steps)."""
+    end, start = input.grad_fn, output.grad_fn
+    if end is None or start is None:
+        return None
+    stack, seen, found = [start], set(), []
+    while stack:
+        node = stack.pop()
+        if node is None or node is end or node in seen:
+            continue
+        seen.add(node)
+        if len(seen) > 64:
+            return None
+        if type(node).__name__ == "AccumulateGrad":
+            if not isinstance(node.variable, nn.Parameter):
+                return None
+            found.append(node.variable)
+            continue
+        stack.extend(link for link, _ in node.next_functions)
+    return found
 
 
 def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
