@@ -103,3 +103,23 @@ def test_train_with_compile_matches_eager(can_compile, tmp_path):
                        for f in ("eager", "compiled"))
     assert compiled["compile"] is True
     assert compiled["test_error"] == pytest.approx(eager["test_error"], abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["ifa", "general", "node-perturbation"])
+def test_rules_that_differentiate_the_graph_between_taps_refuse_compile(name, tmp_path,
+                                                                        capsys):
+    """IFA, the general rule and node perturbation take autograd through the steps between
+    their taps, which a compiled model does not keep: ``--compile`` is refused up front, with
+    the way out, by bench and by train (which then writes no run folder); the same rule runs
+    uncompiled."""
+    with pytest.raises(ValueError, match=f"{name} cannot train a torch.compile'd model.*"
+                                         "without --compile"):
+        biocredit.training.bench.benchmark([name], "mlp:1x8:tanh", input_shape=(1, 4, 4),
+                                           steps=1, warmup=0, compile=True)
+    out = tmp_path / "run"
+    assert main(["train", "--rule", name, "--data", "digits", "--epochs", "1", "--compile",
+                 "--out", str(out), "--quiet"]) == 2
+    assert "without --compile" in capsys.readouterr().err and not out.exists()
+    result = biocredit.training.bench.benchmark([name], "mlp:1x8:tanh", input_shape=(1, 4, 4),
+                                                steps=1, warmup=0)
+    assert result["rules"][name]["step_ms"] > 0

@@ -49,6 +49,7 @@ class Rule:
     learns_feedback: ClassVar[bool] = False   # changes its feedback after optimizer steps
     transports: ClassVar[str] = ""            # what of W its feedback is made from, if any
     option_types: ClassVar[dict[str, type]] = {}  # of options whose default is None
+    compiles: ClassVar[bool] = True           # trains a torch.compile'd model
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.defaults))
@@ -60,6 +61,14 @@ class Rule:
             check_option_type(self.name, key, value, self.defaults[key],
                               self.option_types.get(key))
         self.options = {**self.defaults, **options}
+
+    def check_compiles(self) -> None:
+        """Refuse ``torch.compile`` for rules that differentiate the recorded graph between
+        their taps (``a_l``, the pooling): a compiled model does not keep it."""
+        if not self.compiles:
+            raise ValueError(f"{self.name} cannot train a torch.compile'd model: it "
+                             "differentiates the graph between its taps, which compilation "
+                             "does not keep; run it without --compile")
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

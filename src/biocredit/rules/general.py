@@ -73,6 +73,7 @@ class GeneralFeedback(DirectFeedbackAlignment):
                 "aux_errors": False}
     option_types = {"feedback_scale": float, "sources": str, "weights": dict}
     needs_preactivation = True
+    compiles = False
 
     def layer_sources(self, depth: int) -> list[tuple[str, ...]]:
         if self.options["sources"]:

@@ -27,6 +27,7 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
     summary = "indirect feedback alignment: error to the first layer, then forward"
     local_input_grad = True
     needs_preactivation = True
+    compiles = False
 
     def direct_shapes(self, shapes):
         return shapes[:1]

@@ -34,6 +34,7 @@ class NodePerturbation(DirectFeedbackRule):
     defaults = {"sigma": 1e-3}
     local_input_grad = True
     needs_output = True
+    compiles = False
 
     def __init__(self, **options):
         super().__init__(**options)

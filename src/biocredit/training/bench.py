@@ -42,7 +42,10 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
         raise ValueError(f"input_shape needs positive sizes; got {tuple(input_shape)}")
     names = list(dict.fromkeys(["bp", *rule_names]))
     for name in names:
-        rules.get(name)
+        if compile:
+            rules.create(name).check_compiles()
+        else:
+            rules.get(name)
     models.check_taps(model, taps)
     dev = resolve_device(device)
     torch.manual_seed(seed)

@@ -77,7 +77,9 @@ class RunConfig:
 
     def validate(self) -> None:
         """Fail early, with a clear message, on names and values that cannot work."""
-        rules.create(self.rule, **self.rule_options)
+        rule = rules.create(self.rule, **self.rule_options)
+        if self.compile:
+            rule.check_compiles()
         losses.create(self.loss, **self.loss_options)
         if self.train_error not in ("full", "running"):
             raise ValueError(f"train_error is full or running; got {self.train_error!r}")
