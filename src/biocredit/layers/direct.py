@@ -53,14 +53,10 @@ class JoinFunction(torch.autograd.Function):
     hands the rule the output itself, with its graph, if it ``needs_output``)."""
 
     @staticmethod
-    def forward(output, engine, records, *points):
-        return output.clone()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _, engine, records, *_ = inputs
+    def forward(ctx, output, engine, records, *points):
         ctx.engine, ctx.records, ctx.target = engine, records, engine.target
-        ctx.output = inputs[0] if engine.rule.needs_output else None
+        ctx.output = output if engine.rule.needs_output else None
+        return output.clone()
 
     @staticmethod
     def backward(ctx, error):

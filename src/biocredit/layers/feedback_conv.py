@@ -28,17 +28,13 @@ class ConvFeedbackFunction(torch.autograd.Function):
     ``feedback`` as the kernel."""
 
     @staticmethod
-    def forward(input, weight, bias, feedback, stride, padding, dilation, groups):
-        conv = _CONVOLUTIONS[weight.dim() - 2]
-        return conv(input, weight, bias, stride, padding, dilation, groups)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        input, weight, bias, feedback, stride, padding, dilation, groups = inputs
+    def forward(ctx, input, weight, bias, feedback, stride, padding, dilation, groups):
         ctx.save_for_backward(input, feedback)
         ctx.save_for_forward(input, weight)
         ctx.conv = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
+        conv = _CONVOLUTIONS[weight.dim() - 2]
+        return conv(input, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad_output):

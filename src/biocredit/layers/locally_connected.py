@@ -42,15 +42,11 @@ class UntiedFeedbackFunction(torch.autograd.Function):
     """The locally connected forward; the backward sends ``∂x`` through ``feedback``."""
 
     @staticmethod
-    def forward(input, weight, bias, feedback, geometry):
-        return _untied(input, weight, bias, geometry)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        input, weight, bias, feedback, geometry = inputs
+    def forward(ctx, input, weight, bias, feedback, geometry):
         ctx.save_for_backward(input, feedback)
         ctx.geometry = geometry
         ctx.has_bias = bias is not None
+        return _untied(input, weight, bias, geometry)
 
     @staticmethod
     def backward(ctx, grad_output):
