@@ -483,3 +483,28 @@ def test_a_forward_that_raised_leaves_the_next_one_a_direct_rule_step():
     got = autograd_grads(net, x, y)
     for key in expected:
         assert torch.equal(got[key], expected[key]), key
+
+
+def test_in_place_activations_are_refused_where_a_rule_needs_the_layer_output():
+    """IFA and the general rule differentiate from the layer output ``a_l``; an in-place
+    activation overwrites it, which gave silently wrong IFA gradients. They refuse such a
+    model at conversion, saying what to change; DFA, which needs only the tap, trains it to
+    the same gradients as with ``inplace=False``."""
+    def model(inplace):
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(inplace=inplace),
+                             nn.Linear(12, 12), nn.ReLU(inplace=inplace), nn.Linear(12, 3))
+    x, y = torch.randn(7, 1, 4, 4), torch.randint(0, 3, (7,))
+    for name in ("ifa", "general"):
+        with pytest.raises(ValueError, match=f"{name} needs each weight layer's output.*"
+                                             "inplace=False"):
+            R.create(name).convert(model(True), generator=torch.Generator().manual_seed(1),
+                                   example_input=x[:1])
+    grads = {}
+    for inplace in (False, True):
+        net = R.create("dfa").convert(model(inplace), generator=torch.Generator().manual_seed(1),
+                                      example_input=x[:1])
+        F.cross_entropy(net(x), y).backward()
+        grads[inplace] = [p.grad for p in net.parameters()]
+    for a, b in zip(grads[False], grads[True]):
+        assert torch.equal(a, b)

@@ -80,6 +80,7 @@ class DirectEngine:
         self._frozen_taps = 0
         self._previous: torch.Tensor | None = None
         self._preactivation: torch.Tensor | None = None
+        self._preactivation_version = 0
         self._layer: tuple[nn.Module, torch.Tensor] | None = None
         # Which taps' outputs require grad (rules with local_input_grad), by tap index; a
         # tap past the end of the tuple does (the first forward: all of them).
@@ -103,6 +104,13 @@ class DirectEngine:
             return h
         if preactivation is None:
             preactivation = self._preactivation
+            if self.rule.needs_preactivation and preactivation is not None and \
+                    preactivation._version != self._preactivation_version:
+                raise ValueError(
+                    f"{self.rule.name} needs each weight layer's output a_l as the layer gave "
+                    "it, and this model changes it in place before the tap (an in-place "
+                    "activation such as nn.ReLU(inplace=True)?); build the model with "
+                    "inplace=False")
         record = TapRecord(self._previous, preactivation,
                            h if activation is None else activation, h, skip, elementwise,
                            layer=self._layer if preactivation is self._preactivation else None)
@@ -121,6 +129,7 @@ class DirectEngine:
         """Forward hook of weight layers: remember the latest ``a_l``."""
         if self._records is not None:
             self._preactivation = output
+            self._preactivation_version = output._version
             self._layer = (module, args[0]) if args else None
 
     def end(self, module, args, output):
