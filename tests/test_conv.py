@@ -225,3 +225,24 @@ def test_models_command_lists_parameter_counts(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "lenet" in out and "107,786" in out   # lenet on 1x28x28
+
+
+@pytest.mark.parametrize("model, shape, graphs", [
+    ("lenet", (1, 28, 28), (False, False, False, False)),
+    ("dkp-convnet", (3, 32, 32), (False, True, False))])
+def test_ifa_taps_record_a_graph_only_where_pooling_lies_before_the_next_layer(model, shape,
+                                                                                graphs):
+    """After the first step, an IFA tap's output requires grad only where the next weight
+    layer takes something else than that output (or its flatten): in dkp-convnet the
+    max-pool between the second tap and the fully connected layer, whose indices carry the
+    forward signal. Elsewhere no layer computes an input gradient nobody uses."""
+    from biocredit.layers import engine_of
+    net = R.create("ifa").convert(M.create(model, shape, 10),
+                                  generator=torch.Generator().manual_seed(1),
+                                  example_input=torch.zeros(1, *shape))
+    x, y = torch.randn(4, *shape), torch.randint(0, 10, (4,))
+    for _ in range(2):
+        net.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    assert engine_of(net)._input_grad == graphs
+    assert all(p.grad.abs().sum() > 0 for p in net.parameters())
