@@ -1,7 +1,30 @@
+import os
+
 import pytest
 import torch
 
 import biocredit.models as M
+from biocredit.data import locate
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_installed_data(tmp_path_factory):
+    """The suite never sees the data sets installed on the machine: the user cache
+    (``$BIOCREDIT_DATA``) and the system folders (``$BIOCREDIT_SYSTEM_DATA``) are empty
+    folders for the whole session. Set in ``os.environ``, so the CLI runs that tests start
+    as subprocesses inherit them."""
+    root = tmp_path_factory.mktemp("installed-data")
+    (root / "cache").mkdir()
+    (root / "system").mkdir()
+    saved = {key: os.environ.get(key) for key in (locate.CACHE_ENV, locate.SYSTEM_ENV)}
+    os.environ[locate.CACHE_ENV] = str(root / "cache")
+    os.environ[locate.SYSTEM_ENV] = str(root / "system")
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ import pytest
 
 from biocredit.cli import main
 from biocredit.experiments import PRESETS
-from biocredit.experiments.claims import Claim, evaluate, read_results
+from biocredit.experiments.claims import (METRICS, Claim, evaluate, read_results,
+                                          verdict_rows)
 
 PAPERS = Path(__file__).resolve().parents[2] / "shared" / "papers"
 
@@ -28,16 +29,117 @@ def test_a_claim_holds_does_not_hold_or_was_not_run():
     assert verdict.status == "not run" and "dkp" in verdict.ours
 
 
-def test_with_several_seeds_a_claim_must_hold_for_the_mean_and_most_seeds():
-    # mean 0.2 < 0.25, but only one seed of three below its DFA twin
-    dkp = [summary(0.1), summary(0.26), summary(0.24)]
-    dfa = [summary(0.3), summary(0.25), summary(0.2)]
-    verdict = evaluate(CLAIM, {"dkp": dkp, "dfa": dfa})
-    assert verdict.status == "does not hold" and "1 of 3 seeds" in verdict.ours
-    dkp[2] = summary(0.15)
-    verdict = evaluate(CLAIM, {"dkp": dkp, "dfa": dfa})
-    assert verdict.status == "holds" and "2 of 3 seeds" in verdict.ours
-    assert "0.1700 ± " in verdict.ours
+def seeds(*errors, **others):
+    return [{**summary(e), **{k: v[i] for k, v in others.items()}} for i, e in enumerate(errors)]
+
+
+def test_a_difference_within_its_standard_error_does_not_decide():
+    # means 0.21 vs 0.22, but the paired differences (-0.04, 0.01, 0) have se 0.0153
+    verdict = evaluate(CLAIM, {"dkp": seeds(0.20, 0.21, 0.22), "dfa": seeds(0.24, 0.20, 0.22)})
+    assert verdict.status == "does not hold"
+    assert verdict.margin == "dkp.test_error − dfa.test_error = −0.0100 ± 0.0153 (se, 3 seeds)"
+    assert "dkp.test_error 0.2100 ± 0.0100" in verdict.ours
+    verdict = evaluate(CLAIM, {"dkp": seeds(0.20, 0.21, 0.22), "dfa": seeds(0.25, 0.26, 0.27)})
+    assert verdict.status == "holds" and "−0.0500 ± 0.0000 (se, 3 seeds)" in verdict.margin
+    # the rule's edge: mean -0.0067 with se 0.0060 holds by mean + se < 0 (not by 2 se)
+    verdict = evaluate(CLAIM, {"dkp": seeds(0.20, 0.21, 0.22), "dfa": seeds(0.215, 0.205, 0.23)})
+    assert verdict.status == "holds" and "−0.0067 ± 0.0060" in verdict.margin
+    # the other way round, and against a number
+    other = Claim("dfa.test_error >= dkp.test_error", "q", "s")
+    assert evaluate(other, {"dkp": seeds(0.20, 0.21, 0.22),
+                            "dfa": seeds(0.24, 0.20, 0.22)}).status == "does not hold"
+    below = Claim("dkp.test_error < 0.215", "q", "s")      # 0.21 ± 0.0058 (se): not shown
+    assert evaluate(below, {"dkp": seeds(0.20, 0.21, 0.22)}).status == "does not hold"
+    assert evaluate(below, {"dkp": seeds(0.20, 0.205, 0.21)}).status == "holds"
+
+
+def test_one_seed_compares_the_values_and_says_there_is_no_margin():
+    verdict = evaluate(CLAIM, {"dkp": [summary(0.20)], "dfa": [summary(0.2001)]})
+    assert verdict.status == "holds" and verdict.ours.endswith("one seed: no margin")
+    assert verdict.margin == "dkp.test_error − dfa.test_error = −0.0001 (one seed: no margin)"
+    header, row = verdict_rows([verdict])
+    assert header == ["claim", "paper", "ours", "margin", "verdict"]
+    assert row[3] == verdict.margin and row[4] == "**holds**"
+
+
+def test_seeds_pair_by_position_and_arithmetic_acts_seed_by_seed():
+    # DFA is 0.05 above BP at each seed (its fourth seed has no twin, and is not read)
+    runs = {"bp": seeds(0.1, 0.3, 0.2), "dfa": seeds(0.15, 0.35, 0.25, 0.9),
+            "fa": seeds(0.13, 0.29, 0.23)}
+    paired = Claim("bp.test_error < dfa.test_error", "q", "s")
+    verdict = evaluate(paired, runs)
+    assert verdict.status == "holds" and "(se, 3 seeds)" in verdict.margin
+    claim = Claim("abs(dfa.test_error - bp.test_error) > max(fa.test_error - bp.test_error, 0)",
+                  "q", "s")                      # 0.05 vs (0.03, 0, 0.03)
+    assert evaluate(claim, runs).status == "holds"
+    runs["dfa"] = seeds(0.35, 0.15, 0.25)        # the same values, other seeds: no margin
+    assert evaluate(paired, runs).status == "does not hold"
+    chained = Claim("bp.test_error < dfa.test_error < fa.test_error + 1", "q", "s")
+    verdict = evaluate(chained, {"bp": seeds(0.1, 0.2), "dfa": seeds(0.2, 0.3),
+                                 "fa": seeds(0.1, 0.1)})
+    assert verdict.status == "holds" and verdict.margin.count("(se, 2 seeds)") == 2
+    assert "dfa.test_error − (fa.test_error + 1) = −0.8500 ± 0.0500" in verdict.margin
+
+
+def test_near_holds_within_the_tolerance_or_twice_the_seeds_std():
+    one = {"dkp": [summary(0.375)]}
+    assert evaluate(Claim("near(dkp.test_error, 0.25, 0.125)", "q", "s"), one).status == \
+        "holds"
+    verdict = evaluate(Claim("near(dkp.test_error, 0.25, 0.12)", "q", "s"), one)
+    assert verdict.status == "does not hold"
+    assert "dkp.test_error 0.3750 vs the paper's 0.25 (tolerance 0.1200)" in verdict.ours
+    # std 0.25 over three seeds: within 0.5 of the paper however small tol is
+    three = {"dkp": seeds(0.25, 0.5, 0.75)}
+    verdict = evaluate(Claim("near(dkp.test_error, 1, 0.001)", "q", "s"), three)
+    assert verdict.status == "holds"
+    assert "dkp.test_error 0.5000 ± 0.2500 vs the paper's 1 (tolerance 0.5000)" in verdict.ours
+    assert evaluate(Claim("near(dkp.test_error, 1.0625, 0.001)", "q", "s"),
+                    three).status == "does not hold"
+    assert evaluate(Claim("near(dkp.test_error, 1.0625, 0.5625)", "q", "s"),
+                    three).status == "holds"
+    for bad in ("near(dkp.test_error, 0.04)", "near(dkp.test_error, dkp.test_error, 0.1)",
+                "dkp.test_error", "min(dkp.test_error) < 1", "dkp.test_error < 'a'"):
+        with pytest.raises(ValueError):
+            evaluate(Claim(bad, "", ""), three)
+
+
+def test_error_areas_are_the_mean_error_over_the_epochs_run(tmp_path):
+    def write(folder, seed, test_errors):
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps(
+            {"label": "fa", "seed": seed, **summary(test_errors[-1])}))
+        (folder / "metrics.jsonl").write_text("".join(
+            json.dumps({"epoch": i + 1, "test_error": e, "train_error": e / 2}) + "\n"
+            for i, e in enumerate(test_errors)))
+    write(tmp_path / "train", 0, [0.5, 0.2, 0.1, 0.08])
+    (run,) = read_results(tmp_path / "train")["fa"]
+    assert run["test_error_area"] == pytest.approx((0.5 + 0.2 + 0.1 + 0.08) / 4)
+    assert run["train_error_area"] == pytest.approx((0.25 + 0.1 + 0.05 + 0.04) / 4)
+    assert run["first_train_error"] == 0.25
+    # a compare folder of two seeds (listed out of order), and a rule without metrics.jsonl
+    compare = tmp_path / "compare"
+    write(compare / "fa" / "seed-0", 0, [0.4, 0.2])
+    write(compare / "fa" / "seed-1", 1, [0.6, 0.3, 0.3])
+    runs = {"fa": {"1": {**summary(0.3), "seed": 1}, "0": {**summary(0.2), "seed": 0}},
+            "bp": {"0": summary(0.1), "1": summary(0.1)}}
+    (compare / "comparison.json").write_text(json.dumps({"runs": runs, "rules": {}}))
+    found = read_results(compare, "step")
+    assert [r["test_error_area"] for r in found["step.fa"]] == pytest.approx([0.3, 0.4])
+    assert found["step.bp"][0]["test_error_area"] is None
+    verdict = evaluate(Claim("step.bp.test_error_area < step.fa.test_error_area", "q", "s"),
+                       found)
+    assert verdict.status == "not run" and "step.bp.test_error_area" in verdict.ours
+
+
+def test_every_preset_claim_judges_made_up_seeds():
+    """No claim of a preset misuses the language (a number as a statement, near's form)."""
+    import random
+    for preset in PRESETS.values():
+        for claim in preset.claims:
+            rng = random.Random(claim.statement)
+            runs = {name: [{m: rng.uniform(0.1, 0.9) for m in METRICS} for _ in range(3)]
+                    for name in claim.names()}
+            assert evaluate(claim, runs).status in ("holds", "does not hold"), claim.statement
 
 
 def test_claims_are_statements_not_code():

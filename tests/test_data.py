@@ -10,6 +10,7 @@ import collections
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import struct
 import tarfile
@@ -43,6 +44,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("BIOCREDIT_DATA", str(tmp_path / "cache"))
     system = tmp_path / "system" / "fashion-mnist"
     monkeypatch.setattr(locate, "SYSTEM_DIRS", {"fashion-mnist": (system,)})
+    monkeypatch.delenv(locate.SYSTEM_ENV, raising=False)
 
     def offline(*args, **kwargs):
         raise URLError("offline (test)")
@@ -322,6 +324,21 @@ def test_cache_defaults_to_home(isolated, monkeypatch):
         load("mnist", download=False)
 
 
+def test_system_data_variable_replaces_the_system_folders(isolated, monkeypatch):
+    """``$BIOCREDIT_SYSTEM_DATA`` lists folders searched as ``<folder>/<name>`` in place of
+    ``SYSTEM_DIRS``; set but empty, there are no system folders."""
+    a, b = isolated / "a", isolated / "b"
+    monkeypatch.setenv(locate.SYSTEM_ENV, f"{a}{os.pathsep}{b}")
+    assert locate.search_dirs("fashion-mnist", None) == [
+        a / "fashion-mnist", b / "fashion-mnist", isolated / "cache" / "fashion-mnist"]
+    assert isolated / "system" / "fashion-mnist" not in locate.search_dirs("fashion-mnist", None)
+    monkeypatch.setenv(locate.SYSTEM_ENV, "")
+    assert locate.search_dirs("fashion-mnist", None) == [isolated / "cache" / "fashion-mnist"]
+    make_idx_set(b / "fashion-mnist", n_train=2, n_test=1, hw=(3, 3))
+    monkeypatch.setenv(locate.SYSTEM_ENV, f"{a}{os.pathsep}{b}")
+    assert load("fashion-mnist", download=False).train_x.shape[0] > 0
+
+
 @pytest.mark.parametrize("name", ["fashion-mnist", "mnist", "cifar10"])
 def test_failed_download_is_not_found(isolated, monkeypatch, name):
     def fail(url, dest, md5, **kw):
@@ -474,6 +491,7 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 @pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_real_debian_fashion_mnist(monkeypatch):
     monkeypatch.setattr(locate, "SYSTEM_DIRS", {"fashion-mnist": (DEBIAN_FASHION,)})
+    monkeypatch.delenv(locate.SYSTEM_ENV, raising=False)
     ds = load("fashion-mnist", download=False)
     assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
     assert ds.train_y.bincount().tolist() == [6000] * 10

@@ -72,7 +72,7 @@ def test_a_preset_resumes_and_its_claims_read_every_step(tmp_path):
     assert record["status"] == "done" and len(calls) == 2
     assert [v["status"] for v in record["verdicts"]] == ["holds", "does not hold"]
     assert is_done(TWO_STEPS, "short", tmp_path)
-    assert not is_done(TWO_STEPS, "full", tmp_path)
+    assert not is_done(TWO_STEPS, "paper", tmp_path)
     # a second run finds both steps finished; --force runs them again
     run_preset(TWO_STEPS, "short", tmp_path, fake_runner(values, calls))
     assert len(calls) == 2
@@ -94,18 +94,83 @@ def test_a_failed_step_stops_the_preset_and_is_run_again(tmp_path):
 
 
 def test_budgets_change_the_commands():
-    preset = PRESETS["nokland-mlp"]
+    preset = PRESETS["nokland-7x240"]
     step = preset.steps[0]
+    paper = preset.command(step, "paper", "out")
     short = preset.command(step, "short", "out")
-    full = preset.command(step, "full", "out")
     smoke = preset.command(step, "smoke", "out")
-    assert short[-2:] == ["--out", "out"]
-    assert full[:len(short) - 2] == short[:-2] and "--seeds" in full
-    last = {flag: argv[len(argv) - 1 - argv[::-1].index(flag) + 1]
-            for argv in [smoke] for flag in ("--data", "--epochs", "--train-size")}
-    assert last == {"--data": "synthetic", "--epochs": "1", "--train-size": "200"}
+    assert paper == [*step.argv, "--out", "out/uniform"]  # the paper budget: as written
+    for argv, expected in ((paper, {"--data": "mnist", "--epochs": "300", "--seeds": "3"}),
+                           (short, {"--data": "mnist", "--epochs": "3", "--seeds": "1"}),
+                           (smoke, {"--data": "synthetic", "--epochs": "1", "--seeds": "1"})):
+        last = {flag: argv[len(argv) - argv[::-1].index(flag)] for flag in expected}
+        assert last == expected
     with pytest.raises(ValueError, match="budget"):
         preset.command(step, "huge", "out")
+
+
+def test_a_step_that_gives_a_flag_twice_is_refused():
+    """The last of two --lr would silently win (the old flam-shepherd-grid ran at the wrong
+    rate that way)."""
+    with pytest.raises(ValueError, match="--lr more than once"):
+        Step(("compare", "--lr", "0.01", "--rules", "bp", "--lr", "3e-4"), "grid")
+    Step(("compare", "-O", "a=1", "-O", "b=2"))            # rule options repeat
+
+
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if "paper" in p.budgets])
+def test_every_paper_preset_runs_the_papers_data_with_three_seeds_and_traces_its_settings(name):
+    preset = PRESETS[name]
+    assert preset.settings and all(bool(s.quote) != bool(s.choice) for s in preset.settings)
+    for step in preset.steps:
+        argv = preset.command(step, "paper", "out")
+        seeds = argv[len(argv) - argv[::-1].index("--seeds")]
+        assert int(seeds) >= 3, (step.name, seeds)
+        if preset.source in ("nokland", "flam-shepherd") or name == "lillicrap-mnist":
+            assert step.flag("--data") == "mnist"
+
+
+def test_dry_run_prints_each_setting_with_its_source(capsys):
+    assert main(["reproduce", "flam-shepherd-b1-b7", "--budget", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "| setting | ours | source |" in out
+    assert "“Stochastic gradient descent with a learning rate of 0.001 was used " in out
+    assert "not in the paper: our choice, the paper gives none" in out
+    assert "--data mnist" in out and "--lr 0.064 --batch-size 64" in out
+
+
+def test_a_paper_budget_run_without_its_data_stops_with_the_way_to_get_it(
+        tmp_path, capsys, monkeypatch):
+    import biocredit.data.download as download
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+    monkeypatch.setattr(download, "urlopen", offline)
+    monkeypatch.setenv("BIOCREDIT_DATA", str(tmp_path / "empty"))
+    code = main(["reproduce", "nokland-ifa", "--budget", "paper", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "nokland-ifa needs mnist, which is not installed here; to get it:" \
+        in err
+    assert not (tmp_path / "o").exists()                     # nothing ran, nothing swapped
+
+
+def test_a_step_stopped_part_way_continues_with_resume(tmp_path):
+    calls = []
+
+    def stopped_then_done(argv):
+        calls.append(argv)
+        out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else Path(argv[2])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "run.json").write_text("{}")
+        if len(calls) == 1:
+            return 143                                      # SIGTERM after an epoch
+        return fake_runner({"small.bp": 0.1, "small.fa": 0.2, "large.bp": 0.1,
+                            "large.fa": 0.2}, [])(argv if "--out" in argv else
+                                                  [*TWO_STEPS.command(TWO_STEPS.steps[0],
+                                                                      "short", str(tmp_path))])
+    record = run_preset(TWO_STEPS, "short", tmp_path, stopped_then_done)
+    assert record["status"] == "failed" and calls[0][-1] == "--overwrite"
+    run_preset(TWO_STEPS, "short", tmp_path, stopped_then_done)
+    assert calls[1] == ["compare", "--resume", str(tmp_path / "small")]
 
 
 def test_the_document_has_every_paper_claim_and_figure(tmp_path, monkeypatch):
@@ -116,6 +181,7 @@ def test_the_document_has_every_paper_claim_and_figure(tmp_path, monkeypatch):
     files = write_reproduction([TWO_STEPS, not_run], tmp_path, "short",
                                "biocredit reproduce all --budget short",
                                publish=tmp_path / "docs")
+    assert files[-1] == tmp_path / "docs" / "REPRODUCTION-short.md"
     markdown = (tmp_path / "REPRODUCTION.md").read_text()
     assert "## Nøkland 2016" in markdown and "## Amit 2019" in markdown
     assert "| Nøkland 2016 | two-steps | 1 | 1 | 0 |" in markdown
@@ -124,9 +190,10 @@ def test_the_document_has_every_paper_claim_and_figure(tmp_path, monkeypatch):
     assert "](two-steps/small/errors.png)" in markdown
     html = (tmp_path / "REPRODUCTION.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "<table>" in html
-    published = (tmp_path / "docs" / "REPRODUCTION.md").read_text()
-    assert "](reproduction/two-steps-large-errors.png)" in published
-    assert (tmp_path / "docs" / "reproduction" / "two-steps-large-errors.png").read_bytes() == PNG
+    published = (tmp_path / "docs" / "REPRODUCTION-short.md").read_text()
+    assert "](reproduction-short/two-steps-large-errors.png)" in published
+    assert (tmp_path / "docs" / "reproduction-short" / "two-steps-large-errors.png"
+            ).read_bytes() == PNG
     assert len(files) == 3
 
 

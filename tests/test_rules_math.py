@@ -579,3 +579,36 @@ def test_ifa_takes_each_tap_back_to_its_layer_once_and_batch_norm_learns_the_sam
     for once, twice in zip(grads["once"], grads["twice"]):
         assert torch.equal(once, twice)
     assert all(g.abs().sum() > 0 for g in grads["once"])
+
+
+def test_dfa_in_the_first_layer_only_is_bp_above_it():
+    """Nøkland's 3x50 experiment: ``select_taps(net, ["blocks.0"])`` keeps one tap, so
+    δa_1 = (B_1 e) ⊙ f'(a_1) and every layer above gets BP's δa_l = (W_{l+1}ᵀ δa_{l+1}) ⊙ f'(a_l)."""
+    spec, n_in, n_out = NET_3
+    net = make_net(spec, n_in, n_out)
+    M.select_taps(net, ["blocks.0"])
+    x, y = batch(n_in, n_out)
+    trained, result = run_rule(R.create("dfa"), net, x, y, "ce")
+    B1 = trained.direct_feedback.numpy().T           # n_1 × C: the one tap's columns only
+    Ws, bs = weights(trained)
+    assert B1.shape == (Ws[0].shape[0], n_out)
+    hs, as_, logits = np_forward(Ws, bs, x.numpy(), "tanh")
+    e = output_error("ce", logits, y.numpy())
+    dW = [np.zeros_like(W) for W in Ws]
+    db = [np.zeros_like(b) for b in bs]
+    for n in range(len(x)):
+        deltas = [None] * len(Ws)
+        deltas[-1] = e[n]
+        for k in range(len(Ws) - 2, 0, -1):
+            deltas[k] = (Ws[k + 1].T @ deltas[k + 1]) * dact("tanh", as_[n][k])
+        deltas[0] = (B1 @ e[n]) * dact("tanh", as_[n][0])
+        for k in range(len(Ws)):
+            dW[k] += np.outer(deltas[k], hs[n][k])
+            db[k] += deltas[k]
+    assert_grads(trained, dW, db)
+
+
+def test_select_taps_names_the_taps_when_none_match():
+    net = make_net(NET_3[0], NET_3[1], NET_3[2])
+    with pytest.raises(ValueError, match="its taps: blocks.0, blocks.1, blocks.2"):
+        M.select_taps(net, ["blocks.9"])

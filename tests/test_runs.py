@@ -363,11 +363,14 @@ def test_models_refuse_no_outputs_or_empty_inputs(shape, classes):
         M.create("mlp:1x4:tanh", shape, classes)
 
 
-def test_taps_on_a_built_in_model_are_refused(tmp_path, capsys):
-    """Found by the fuzz test: a second tap on a built-in model's tapped layer."""
-    assert main(["bench", "--model", "mlp:1x8:tanh", "--taps", "blocks.0", "--steps", "1",
+def test_taps_on_a_built_in_model_choose_among_its_own(tmp_path, capsys):
+    """Found by the fuzz test: a second tap on a built-in model's tapped layer; now --taps
+    keeps the named ones of its own taps (bench and train alike) and names them otherwise."""
+    assert main(["bench", "--model", "mlp:2x8:tanh", "--taps", "blocks.0", "--steps", "1",
+                 "--rules", "dfa"]) == 0
+    assert main(["bench", "--model", "mlp:1x8:tanh", "--taps", "blocks.5", "--steps", "1",
                  "--rules", "dfa"]) == 2
-    assert "--inject-at" in capsys.readouterr().err
+    assert "its taps: blocks.0" in capsys.readouterr().err
 
 
 def test_a_signal_stops_reproduce_instead_of_moving_to_the_next_preset(tmp_path, capsys,
@@ -504,6 +507,20 @@ def test_a_data_dir_that_is_a_file_is_called_one(tmp_path, capsys):
     assert main(["train", "--data", "mnist", "--data-dir", str(tmp_path / "afile"),
                  "--no-download", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "afile (a file, not a folder)" in capsys.readouterr().err
+
+
+def test_the_suite_and_its_subprocesses_see_no_installed_data():
+    """conftest points the cache and the system folders at empty folders, in os.environ, so
+    a CLI started as a subprocess searches them too (not ~/.cache or /usr/share)."""
+    code = ("from biocredit.data import locate; "
+            "print('\\n'.join(map(str, locate.search_dirs('fashion-mnist', None))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    dirs = [Path(line) for line in done.stdout.splitlines()]
+    assert dirs == [Path(os.environ["BIOCREDIT_SYSTEM_DATA"]) / "fashion-mnist",
+                    Path(os.environ["BIOCREDIT_DATA"]) / "fashion-mnist"]
+    assert Path.home() / ".cache" not in dirs[1].parents
 
 
 def test_ctrl_c_while_importing_is_one_line(monkeypatch, capsys):

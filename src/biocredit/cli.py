@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from . import distributed, losses, models, rules
 from .tracebacks import user_code
 from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
-from .training.seeds import parse_seeds, seed_statistics
+from .training.seeds import paired_differences, parse_seeds, seed_statistics
 from .training.folder import locked, new_run_id, prepare, unique_folder
 from .training.interrupt import RunInterrupted, stop_on_signals
 from .training.sweep import Outcome, Sweep, Task, run_sweep
@@ -159,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="train several rules on the same model, data "
                                              "and seed and print a table")
     compare.add_argument("--rules", default="bp,fa,dfa", help="comma-separated rule names")
+    compare.add_argument("--baseline", metavar="RULE",
+                         help="with --seeds: each rule's test error is compared with this "
+                              "rule's (a rule as given in --rules), seed by seed, by a paired "
+                              "t-test (default: the first rule)")
     add_run_options(compare)
     compare.add_argument("--no-report", action="store_true",
                          help="do not write report.md / report.html at the end")
@@ -203,15 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce", help="run one of the papers' experiments, or all of them, and judge "
                           "the papers' claims (no name: list them)",
         description="Run a preset (or all) at a budget: smoke (seconds, stand-in data), "
-                    "short (as documented in docs/REPRODUCTION.md) or full (the papers' "
-                    "epochs and seeds). Finished steps are not run again (--force to rerun). "
-                    "Other flags are appended to every command (a later flag wins).")
+                    "short (a quick look: minutes a preset) or paper (the paper's data, "
+                    "settings, epochs and at least 3 seeds). Finished steps are not run "
+                    "again (--force to rerun); a step stopped part-way continues from its "
+                    "last finished epochs. Other flags are appended to every command (a "
+                    "later flag wins).")
     reproduce.add_argument("name", nargs="?", help="a preset name, or all")
     reproduce.add_argument("extra", nargs=argparse.REMAINDER,
-                           help="--budget smoke|short|full, --out DIR, --force, --dry-run, "
-                                "--publish DIR (all: also write REPRODUCTION.md with its "
-                                "figures there), --jobs N (each step's runs N at a time), "
-                                "then flags for the commands")
+                           help="--budget smoke|short|paper, --out DIR, --force, --dry-run "
+                                "(print each setting with its source, the commands and the "
+                                "claims), --publish DIR (all: also write REPRODUCTION.md with "
+                                "its figures there), --document-only (all: write the document "
+                                "from what has finished, run nothing), --jobs N (each step's "
+                                "runs N at a time), then flags for the commands")
     reproduce.set_defaults(func=cmd_reproduce)
 
     for name, helptext, func in (("rules", "list the learning rules", cmd_rules),
@@ -253,7 +262,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze", default="",
                    help="comma-separated parameter names or globs kept fixed, e.g. blocks.0")
     p.add_argument("--init-from", metavar="MODEL_PT",
-                   help="start from the weights of another run's model.pt (any rule)")
+                   help="start from the weights of another run's model.pt (any rule); {seed} in "
+                        "the path is the run's seed")
     p.add_argument("--adversarial", type=float, default=0.0, metavar="EPS",
                    help="train on fast-gradient-sign adversarial examples x + EPS sign(∇x)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -692,6 +702,7 @@ def cmd_compare(args) -> int:
         raise ValueError("--rules needs at least one rule name")
     if len(set(specs)) != len(specs):
         raise ValueError("--rules names a rule twice; give the copies different options")
+    baseline_rule(args, specs)
     if args.tsne_size < 0:
         raise ValueError(f"--tsne-size is a number of test examples (0: no t-SNE); got "
                          f"{args.tsne_size}")
@@ -796,6 +807,7 @@ def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
     for key in ("rule", "label", "rule_options", "seed"):
         shared.pop(key)
     run_id = read_json(out / RUN_RECORD)["run_id"]
+    comparison = None       # several seeds: comparison.json, for the report's statistics
     if len(seeds) == 1:
         summaries = {spec: runs[spec][seeds[0]] for spec in specs}
         write_json(out / "comparison.json", {"run_id": run_id,
@@ -804,11 +816,16 @@ def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
         print(format_table({marked[s]: v for s, v in summaries.items()}))
     else:
         stats = {spec: seed_statistics(list(runs[spec].values())) for spec in specs}
-        write_json(out / "comparison.json", {
+        paired = paired_differences(runs, baseline_rule(args, list(configs)))
+        comparison = {
             "run_id": run_id, "config": shared, "seeds": seeds, "rules": stats,
+            "paired_differences": paired,
             "runs": {spec: {str(seed): s for seed, s in runs[spec].items()} for spec in specs},
-            "folders": [str(f.relative_to(out)) for f in folders.values()]})
+            "folders": [str(f.relative_to(out)) for f in folders.values()]}
+        write_json(out / "comparison.json", comparison)
         print(format_table({marked[s]: v for s, v in stats.items()}))
+        for line in format_paired(paired):
+            print(line)
     print(f"runs written to {out}")
     if args.task == "autoencoder":
         from .training.autoencoder import combine_reconstructions
@@ -821,8 +838,53 @@ def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
               + ": no epoch finished", file=sys.stderr)
     if not args.no_report and reported:
         from .report import write_report
-        files = write_report(reported, out, tsne_size=args.tsne_size)
+        files = write_report(reported, out, tsne_size=args.tsne_size, comparison=comparison)
         print(f"report written to {files.html} (and {files.markdown.name})")
+
+
+def baseline_rule(args, specs: list[str]) -> str:
+    """``--baseline`` (default: the first rule), checked to be one of ``specs``."""
+    baseline = (getattr(args, "baseline", None) or "").strip() or specs[0]
+    if baseline not in specs:
+        raise ValueError(f"--baseline {baseline!r} is not one of the rules compared: "
+                         f"{', '.join(specs)}")
+    return baseline
+
+
+def minus(text: str) -> str:
+    """``text`` with its hyphen-minus signs as minus signs (−), as in the tables."""
+    return text.replace("-", "−")
+
+
+def format_paired(paired: dict, alpha: float = 0.05) -> list[str]:
+    """One line per rule: its mean paired difference from the baseline ± the standard
+    error, the paired t-test, and what it says at ``alpha`` (see
+    :func:`~biocredit.training.seeds.paired_differences`)."""
+    base, lines = paired["baseline"], []
+    for rule, d in paired["rules"].items():
+        head = f"{rule} − {base}:"
+        left = d["left_out"]
+        gone = (f" (seed{'s' if len(left) > 1 else ''} {', '.join(map(str, left))} left out: "
+                f"a run of {rule} or {base} failed or diverged)") if left else ""
+        if d["n"] == 0:
+            lines.append(f"{head} no seed where both finished{gone}")
+            continue
+        if d["n"] == 1:
+            lines.append(f"{head} {minus(format(d['mean'], '+.4f'))} on the one seed both "
+                         f"finished{gone} — too few paired seeds for a p-value (2 needed)")
+            continue
+        t = d["t"]
+        t_text = minus(f"{t:.2f}") if math.isfinite(t) else ("∞" if t > 0 else "−∞")
+        if d["p"] < alpha:
+            verdict = (f"significant at {alpha:g}: {rule}'s test error is "
+                       f"{'lower' if d['mean'] < 0 else 'higher'}")
+        else:
+            verdict = f"not significant at {alpha:g}"
+        lines.append(f"{head} {minus(format(d['mean'], '+.4f'))} ± {d['se']:.4f} (mean ± "
+                     f"standard error of the paired differences over {d['n']} seeds; paired "
+                     f"t = {t_text}, {d['df']} df, p = {d['p']:.2g}, two-sided) — "
+                     f"{verdict}{gone}")
+    return lines
 
 
 def cmd_report(args) -> int:
@@ -904,6 +966,7 @@ def reproduce_options(extra: list[str]):
     p.add_argument("--publish")
     p.add_argument("--force", action="store_true")
     p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--document-only", action="store_true")
     p.add_argument("--jobs", type=positive_int, default=1)
     return p.parse_known_args(extra)
 
@@ -919,7 +982,7 @@ def with_jobs(jobs: int):
 
 def cmd_reproduce(args) -> int:
     from .experiments import PRESETS, preset
-    from .experiments.suite import is_done, run_preset
+    from .experiments.suite import is_done, missing_data, run_preset
     if args.name is None:
         for p in PRESETS.values():
             print(f"{p.name:<30} {p.description} ({len(p.claims)} claims)")
@@ -938,11 +1001,14 @@ def cmd_reproduce(args) -> int:
     for p in chosen:
         folder = root / p.name if args.name == "all" else root
         if options.dry_run:
-            for step in p.steps:
-                print("biocredit " + " ".join(p.command(step, options.budget, str(folder),
-                                                        extra)))
-            for claim in p.claims:
-                print(f"claim: {claim.statement}")
+            print(dry_run(p, options.budget, folder, extra))
+            continue
+        if options.document_only:
+            continue
+        why_not = missing_data(p, options.budget, extra)
+        if why_not:
+            print(f"biocredit: {why_not}", file=sys.stderr)
+            failed.append(p.name)
             continue
         print(f"== {p.name}: {p.description}" + (f"\npaper: {p.paper}" if p.paper else ""))
         if not options.force and is_done(p, options.budget, folder, extra):
@@ -976,6 +1042,24 @@ def cmd_reproduce(args) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def dry_run(p, budget: str, folder: Path, extra) -> str:
+    """A preset's settings (each traced to the paper or to our choice), its command lines at
+    ``budget`` and its claims, as Markdown."""
+    from .experiments.preset import settings_rows
+    from .report.markdown import markdown_table
+    lines = [f"## {p.name}: {p.description}", ""]
+    if p.settings:
+        lines += [markdown_table(settings_rows(p)), ""]
+    lines += [f"Commands at the {budget} budget:", "", "```"]
+    lines += ["biocredit " + " ".join(p.command(step, budget, str(folder), extra))
+              for step in p.steps]
+    lines += ["```", ""]
+    lines += [f"- claim: `{c.statement}` — “{c.quote}” ({c.source})" for c in p.claims]
+    if p.cost:
+        lines.append(f"- cost at the paper budget: {p.cost}")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_rules(args) -> int:

@@ -1,4 +1,11 @@
-"""Where data sets are looked for: the caller's folder, system packages, the user cache."""
+"""Where data sets are looked for: the caller's folder, system packages, the user cache.
+
+Two environment variables move these: ``$BIOCREDIT_DATA`` replaces the user cache
+(``~/.cache/biocredit``), and ``$BIOCREDIT_SYSTEM_DATA`` replaces the system folders
+(:data:`SYSTEM_DIRS`) with ``<folder>/<name>`` for each folder it lists (separated by
+``os.pathsep``; set but empty: no system folders). The test suite sets both to empty
+folders so that it never sees the data sets installed on the machine.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +20,13 @@ from .errors import DatasetNotFoundError
 T = TypeVar("T")
 
 # Folders that system packages install data sets into, per data set name. A module-level
-# constant so that tests (and unusual installs) can replace it.
+# constant so that tests can replace it; $BIOCREDIT_SYSTEM_DATA overrides it (system_dirs).
 SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
     "fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),),  # Debian: dataset-fashion-mnist
 }
 
 CACHE_ENV = "BIOCREDIT_DATA"
+SYSTEM_ENV = "BIOCREDIT_SYSTEM_DATA"
 
 
 def cache_root() -> Path:
@@ -32,13 +40,22 @@ def cache_dir(name: str) -> Path:
     return cache_root() / name
 
 
+def system_dirs(name: str) -> list[Path]:
+    """The system folders of one data set: ``<folder>/<name>`` for each folder of
+    ``$BIOCREDIT_SYSTEM_DATA`` when it is set (empty: none), else :data:`SYSTEM_DIRS`."""
+    env = os.environ.get(SYSTEM_ENV)
+    if env is None:
+        return list(SYSTEM_DIRS.get(name, ()))
+    return [Path(folder).expanduser() / name for folder in env.split(os.pathsep) if folder]
+
+
 def search_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
     """Folders to search, in order: ``data_dir``, ``data_dir/<name>``, system folders, cache."""
     dirs: list[Path] = []
     if data_dir is not None:
         base = Path(data_dir).expanduser()
         dirs += [base, base / name]
-    dirs += list(SYSTEM_DIRS.get(name, ()))
+    dirs += system_dirs(name)
     dirs.append(cache_dir(name))
     unique: list[Path] = []
     for d in dirs:

@@ -1,28 +1,54 @@
 """A paper's claims as statements checked against our runs.
 
-A :class:`Claim` is a Python comparison over the runs of a preset, e.g.
+A :class:`Claim` is a Python expression over the runs of a preset, e.g.
 ``dkp.test_error < dfa.test_error``: a name is a rule spec as run (``general:strategy=s1`` is
 written ``general_strategy_s1``), in a preset of several steps prefixed by the step
-(``deepnet.urfb.test_error``); an attribute is one of :data:`METRICS` from its summary. Only
-comparisons, ``and``/``or``/``not``, arithmetic, numbers and ``abs``/``min``/``max`` are
-allowed. With several seeds a claim *holds* when it holds for the seeds' mean values and for
-more than half of the seeds taken one at a time.
+(``deepnet.urfb.test_error``); an attribute is one of :data:`METRICS`. Only comparisons,
+``and``/``or``/``not``, arithmetic, numbers, ``abs``/``min``/``max`` and ``near`` are allowed.
+The seeds decide, with a margin, so that a few test images cannot:
+
+- ``run.metric`` is a *sample*: one value per seed, paired across runs by seed (the first n
+  seeds, n the fewest of the runs read). ``+ - * /``, ``abs``, ``min``, ``max`` act seed by
+  seed (on a sample and a number too).
+- ``L < R`` holds when the paired difference d = L − R lies below 0 by more than its
+  standard error se = std(d) / √n: mean(d) + se < 0 (``<=``: ≤ 0; ``>``: mean(d) − se > 0;
+  ``>=``: ≥ 0). ``a < b < c`` is ``a < b and b < c``. With one seed there is no standard
+  error: the values are compared as they are, and the verdict says "one seed: no margin".
+- ``near(x, paper, tol)`` holds when |mean(x) − paper| ≤ max(tol, 2·std(x)) (one seed: tol);
+  ``paper`` and ``tol`` are numbers.
+- ``and``/``or``/``not`` combine these as usual (``not a < b``: a < b is not shown).
+
+Besides the summaries' values, from the run's ``metrics.jsonl``: ``test_error_area`` and
+``train_error_area``, the mean of the per-epoch error over the epochs run (the normalised area
+under the error curve, a speed measure: lower = learned faster), and ``first_train_error``,
+the train error after the first epoch.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import math
+import operator
 import re
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 
+AREAS = {"test_error_area": "test_error", "train_error_area": "train_error"}
+FIRST = {"first_train_error": "train_error"}
 METRICS = ("test_error", "train_error", "val_error", "min_test_error", "mean_angle_deg",
            "first_mean_angle_deg", "mean_wb_correlation", "top_wb_correlation",
-           "hidden_angle_deg", "pseudo_angle_deg", "epochs_completed")
-FUNCTIONS = {"abs": abs, "min": min, "max": max}
+           "hidden_angle_deg", "pseudo_angle_deg", "epochs_completed", *AREAS, *FIRST)
+FUNCTIONS = ("abs", "min", "max", "near")
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
             ast.Compare, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BinOp, ast.Add, ast.Sub,
             ast.Mult, ast.Div, ast.Attribute, ast.Name, ast.Load, ast.Constant, ast.Call)
+_ARITHMETIC = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+               ast.Div: operator.truediv}
+# a comparison's statistic from mean(d) and se(d), and how it must compare with 0
+_COMPARISONS = {ast.Lt: (operator.add, operator.lt), ast.LtE: (operator.add, operator.le),
+                ast.Gt: (operator.sub, operator.gt), ast.GtE: (operator.sub, operator.ge)}
 
 
 @dataclass(frozen=True)
@@ -48,6 +74,7 @@ class Verdict:
     claim: Claim
     status: str          # "holds", "does not hold", "not run"
     ours: str            # the values it read: mean ± std over seeds
+    margin: str = ""     # what decided each comparison: mean ± se of the difference
 
 
 def identifier(spec: str) -> str:
@@ -82,6 +109,9 @@ def _parse(statement: str) -> ast.Expression:
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name)
                                                and node.func.id in FUNCTIONS):
             raise ValueError(f"claim {statement!r}: only {', '.join(FUNCTIONS)} may be called")
+        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or
+                                               not isinstance(node.value, (int, float))):
+            raise ValueError(f"claim {statement!r}: {node.value!r} is not a number")
         if isinstance(node, ast.Attribute) and node.attr not in METRICS and \
                 not (id(node) in selectors and _run_name(node) is not None):
             raise ValueError(f"claim {statement!r}: {node.attr!r} is not one of "
@@ -93,51 +123,130 @@ def _parse(statement: str) -> ast.Expression:
     return tree
 
 
-class _Run:
-    def __init__(self, values: dict):
-        self.__dict__.update(values)
+Value = float | tuple[float, ...]        # a number, or a sample: one value per seed
 
 
-def _value(tree: ast.Expression, runs: dict[str, dict]) -> bool:
-    """The statement's truth with ``runs``: run name (``rule`` or ``step.rule``) -> values."""
-    namespace: dict = {}
-    for name, values in runs.items():
-        step, _, rule = name.rpartition(".")
-        if step:
-            namespace.setdefault(step, {})[rule] = _Run(values)
-        else:
-            namespace[rule] = _Run(values)
-    namespace = {k: _Run(v) if isinstance(v, dict) else v for k, v in namespace.items()}
-    return bool(eval(compile(tree, "<claim>", "eval"), {"__builtins__": {}, **FUNCTIONS},
-                     namespace))
+def _seedwise(f, *args: Value) -> Value:
+    """``f`` seed by seed; a number stands for the same value at every seed."""
+    n = max((len(a) for a in args if isinstance(a, tuple)), default=None)
+    if n is None:
+        return f(*args)
+    return tuple(f(*(a[i] if isinstance(a, tuple) else a for a in args)) for i in range(n))
+
+
+def _num(x: float) -> str:
+    return f"{x:.4f}".replace("-", "−")
+
+
+class _Judge:
+    """Evaluates a statement over ``samples`` ((run, metric) -> per-seed values), noting
+    in ``margins`` what decided each comparison and ``near``, in ``nears`` what each
+    ``near`` read."""
+
+    def __init__(self, statement: str, samples: dict[tuple[str, str], tuple[float, ...]]):
+        self.statement, self.samples = statement, samples
+        self.margins: list[str] = []
+        self.nears: list[str] = []
+
+    def _fail(self, node: ast.expr, what: str) -> ValueError:
+        return ValueError(f"claim {self.statement!r}: {ast.unparse(node)} {what}")
+
+    def truth(self, node: ast.expr) -> bool:
+        if isinstance(node, ast.BoolOp):            # every operand, for its margin
+            values = [self.truth(v) for v in node.values]
+            return all(values) if isinstance(node.op, ast.And) else any(values)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return not self.truth(node.operand)
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            values = [self.quantity(s) for s in sides]
+            return all([self.compare(op, values[i], values[i + 1], sides[i], sides[i + 1])
+                        for i, op in enumerate(node.ops)])
+        if isinstance(node, ast.Call) and node.func.id == "near":
+            return self.near(node)
+        raise self._fail(node, "is a number, not a statement (compare it, or use near)")
+
+    def quantity(self, node: ast.expr) -> Value:
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.Attribute) and node.attr in METRICS:
+            return self.samples[(_run_name(node.value), node.attr)]
+        if isinstance(node, ast.BinOp):
+            return _seedwise(_ARITHMETIC[type(node.op)], self.quantity(node.left),
+                             self.quantity(node.right))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return _seedwise(operator.neg, self.quantity(node.operand))
+        if isinstance(node, ast.Call) and node.func.id != "near":
+            name = node.func.id
+            if len(node.args) != 1 if name == "abs" else len(node.args) < 2:
+                raise self._fail(node, "needs one argument" if name == "abs" else
+                                 "needs two or more arguments")
+            return _seedwise({"abs": abs, "min": min, "max": max}[name],
+                             *(self.quantity(a) for a in node.args))
+        raise self._fail(node, "is not a number")
+
+    def compare(self, op: ast.cmpop, left: Value, right: Value, lnode: ast.expr,
+                rnode: ast.expr) -> bool:
+        statistic, side = _COMPARISONS[type(op)]
+        d = _seedwise(operator.sub, left, right)
+        if not isinstance(d, tuple):               # two numbers
+            return side(d, 0)
+        rtext = ast.unparse(rnode)
+        label = f"{ast.unparse(lnode)} − " + (f"({rtext})" if isinstance(rnode, ast.BinOp)
+                                                else rtext)
+        if len(d) == 1:
+            self.margins.append(f"{label} = {_num(d[0])} (one seed: no margin)")
+            return side(d[0], 0)
+        mean, se = statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d))
+        self.margins.append(f"{label} = {_num(mean)} ± {_num(se)} (se, {len(d)} seeds)")
+        return side(statistic(mean, se), 0)
+
+    def near(self, node: ast.Call) -> bool:
+        if len(node.args) != 3:
+            raise self._fail(node, "must be near(x, paper, tol)")
+        x, paper, tol = (self.quantity(a) for a in node.args)
+        if isinstance(paper, tuple) or isinstance(tol, tuple):
+            raise self._fail(node, "takes the paper's number and a tolerance as numbers")
+        values = x if isinstance(x, tuple) else (x,)
+        mean = statistics.fmean(values)
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        within = max(tol, 2 * std)
+        label = ast.unparse(node.args[0])
+        spread = f" ± {_num(std)}" if len(values) > 1 else ""
+        self.nears.append(f"{label} {_num(mean)}{spread} vs the paper's {paper:g} "
+                          f"(tolerance {_num(within)})")
+        holds = abs(mean - paper) <= within
+        self.margins.append(f"mean {label} − {paper:g} = {_num(mean - paper)}, "
+                            f"{'within' if holds else 'beyond'} ±{_num(within)}")
+        return holds
 
 
 def evaluate(claim: Claim, results: dict[str, list[dict]]) -> Verdict:
     """Check ``claim`` against ``results``: run name (as :func:`read_results` gives it) ->
-    the summaries of its seeds."""
+    the summaries of its seeds, in seed order (see the module doc for the rule)."""
     tree = _parse(claim.statement)
-    by_name = results
     names = claim.names()
-    missing = sorted(n for n in names if not by_name.get(n))
+    missing = sorted(n for n in names if not results.get(n))
     if missing:
         return Verdict(claim, "not run", f"no runs of {', '.join(missing)}")
+    seeds = min((len(results[n]) for n in names), default=1)
     read = _reads(tree)
-    if any(s.get(attr) is None for name, attr in read for s in by_name[name]):
-        return Verdict(claim, "not run", "a run lacks a value the claim reads")
-    seeds = min(len(by_name[n]) for n in names)
-    means = {n: {a: statistics.fmean(s[a] for s in by_name[n]) for m, a in read if m == n}
-             for n in names}
-    per_seed = [_value(tree, {n: {a: by_name[n][i][a] for m, a in read if m == n}
-                              for n in names}) for i in range(seeds)]
-    holds = _value(tree, means) and sum(per_seed) > seeds / 2
-    ours = "; ".join(_describe(name, attr, [s[attr] for s in by_name[name]])
-                     for name, attr in read)
-    if seeds > 1:
-        ours += f" (holds for {sum(per_seed)} of {seeds} seeds)"
-    return Verdict(claim, "holds" if holds else "does not hold", ours)
+    lacking = [f"{name}.{attr}" for name, attr in read
+               if any(s.get(attr) is None for s in results[name][:seeds])]
+    if lacking:
+        return Verdict(claim, "not run", f"no value of {', '.join(lacking)}")
+    samples = {(name, attr): tuple(float(s[attr]) for s in results[name][:seeds])
+               for name, attr in read}
+    judge = _Judge(claim.statement, samples)
+    holds = judge.truth(tree.body)
+    ours = "; ".join([*(_describe(name, attr, samples[name, attr]) for name, attr in read),
+                      *judge.nears])
+    if seeds == 1:
+        ours += "; one seed: no margin"
+    return Verdict(claim, "holds" if holds else "does not hold", ours, "; ".join(judge.margins))
 
 
-def _describe(name: str, attr: str, values: list[float]) -> str:
+def _describe(name: str, attr: str, values: tuple[float, ...]) -> str:
     digits = 1 if attr.endswith("angle_deg") else 0 if attr == "epochs_completed" else 4
     mean = statistics.fmean(values)
     if len(values) == 1:
@@ -147,16 +256,17 @@ def _describe(name: str, attr: str, values: list[float]) -> str:
 
 def verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
     """Header and one row per verdict: claim (with its quote), the paper's figure, ours,
-    verdict (Markdown inline marks)."""
-    rows = [["claim", "paper", "ours", "verdict"]]
+    the margin, verdict (Markdown inline marks)."""
+    rows = [["claim", "paper", "ours", "margin", "verdict"]]
     for v in verdicts:
         rows.append([f"`{v.claim.statement}` — “{v.claim.quote}” ({v.claim.source})",
-                     v.claim.paper or "lost in our copy", v.ours, f"**{v.status}**"])
+                     v.claim.paper or "lost in our copy", v.ours, v.margin or "-",
+                     f"**{v.status}**"])
     return rows
 
 
 def verdict_table(verdicts: list[Verdict]) -> str:
-    """A Markdown table: claim, the paper's figure, ours, verdict."""
+    """A Markdown table: claim, the paper's figure, ours, margin, verdict."""
     from ..report.markdown import markdown_table
     return markdown_table(verdict_rows(verdicts))
 
@@ -170,21 +280,37 @@ def read_results(folder, step: str = "") -> dict[str, list[dict]]:
 
 
 def _read_summaries(folder) -> dict[str, list[dict]]:
-    from pathlib import Path
-
-    from ..training.results import read_json
+    """Rule spec -> its seeds' summaries in seed order, each with the :data:`AREAS` and
+    :data:`FIRST` of its run folder."""
+    from ..training.results import read_json, slug
     folder = Path(folder)
     if (folder / "comparison.json").is_file():
         comparison = read_json(folder / "comparison.json")
-        if "runs" in comparison:
-            return {spec: list(runs.values()) for spec, runs in comparison["runs"].items()}
-        return {spec: [summary] for spec, summary in comparison["rules"].items()}
+        if "runs" in comparison:                 # several seeds: RULE/seed-S/
+            return {spec: [_with_areas(s, folder / slug(spec) / f"seed-{seed}")
+                           for seed, s in sorted(runs.items(), key=lambda r: int(r[0]))]
+                    for spec, runs in comparison["runs"].items()}
+        return {spec: [_with_areas(summary, folder / slug(spec))]
+                for spec, summary in comparison["rules"].items()}
     if (folder / "seeds.json").is_file():
-        summaries = [read_json(folder / f / "summary.json")
-                     for f in read_json(folder / "seeds.json")["folders"]]
+        runs = [folder / f for f in read_json(folder / "seeds.json")["folders"]]
+        summaries = sorted((_with_areas(read_json(f / "summary.json"), f) for f in runs),
+                           key=lambda s: s.get("seed") or 0)
         return {summaries[0]["label"]: summaries}
     if (folder / "summary.json").is_file():
-        summary = read_json(folder / "summary.json")
+        summary = _with_areas(read_json(folder / "summary.json"), folder)
         return {summary["label"]: [summary]}
     return {}
 
+
+def _with_areas(summary: dict, run: Path) -> dict:
+    """``summary`` with the :data:`AREAS` and :data:`FIRST` of ``run/metrics.jsonl`` (``None``
+    without one; a value the summary has already is kept)."""
+    path = run / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] \
+        if path.is_file() else []
+    found = {name: rows[0].get(key) if rows else None for name, key in FIRST.items()}
+    for area, key in AREAS.items():
+        values = [r[key] for r in rows if r.get(key) is not None]
+        found[area] = statistics.fmean(values) if values else None
+    return {**summary, **{k: v for k, v in found.items() if summary.get(k) is None}}

@@ -16,9 +16,10 @@ import torch
 from ..report.html import STYLE, data_uri
 from ..report.markdown import markdown_table
 from ..training.results import read_json, write_text_atomic
-from .claims import Claim, Verdict, verdict_rows
+from .claims import verdict_rows
 from .presets import PAPERS, Preset
-from .suite import RECORD, results, step_folder
+from .preset import settings_rows
+from .suite import RECORD, STEP_RECORD, judge, results, step_folder
 
 COLUMNS = ["run", "seeds", "test error", "train error", "angle to BP (°)", "epochs"]
 
@@ -50,50 +51,72 @@ def _result_rows(found: dict[str, list[dict]]) -> list[list[str]]:
 
 
 def preset_blocks(preset: Preset, root: Path, budget: str) -> tuple[list[Block], dict]:
-    """The section of one preset, and its record (``{}`` when it has not run)."""
+    """The section of one preset, and its record: ``status`` "done", "partial" (some steps
+    finished: their claims are judged, the others' are "not run") or "" (nothing ran), its
+    wall time so far and its verdicts, judged again from the runs."""
     blocks = [Block("h3", f"{preset.name}: {preset.description}")]
     if preset.paper:
         blocks.append(Block("p", f"Paper: {preset.paper}"))
+    if preset.settings:
+        blocks.append(Block("table", rows=settings_rows(preset)))
     record_path = root / RECORD
-    if not record_path.is_file() or read_json(record_path).get("budget") != budget:
+    record = read_json(record_path) if record_path.is_file() else {}
+    finished = [s for s in preset.steps if step_record(root, s, budget) is not None]
+    if not finished:
         blocks.append(Block("p", "Not run at this budget" + (
             "" if budget in preset.budgets else
             f" (it runs at {', '.join(b for b in preset.budgets if b != 'smoke')} only)")
-            + "."))
-        return blocks, {}
-    record = read_json(record_path)
-    blocks.append(Block("code", "\n".join("biocredit " + " ".join(argv)
-                                          for argv in record["commands"])))
-    if record["status"] != "done":
-        blocks.append(Block("p", f"Failed at step {record.get('failed_step')} (exit code "
-                                 f"{record.get('exit_code')}); its claims were not judged."))
-        return blocks, record
-    blocks.append(Block("p", f"Wall time {record['seconds']:.0f} s."))
+            + "." + (f" Its cost: {preset.cost}." if preset.cost else "")))
+        blocks.append(Block("code", "\n".join(
+            "biocredit " + " ".join(preset.command(step, budget, str(root)))
+            for step in preset.steps)))
+        return blocks, {"status": "", "seconds": 0.0, "verdicts": []}
+    seconds = sum(step_record(root, s, budget).get("seconds", 0.0) for s in finished)
+    done = len(finished) == len(preset.steps)
+    blocks.append(Block("code", "\n".join(
+        "biocredit " + " ".join(preset.command(step, budget, str(root))) for step in preset.steps)))
+    blocks.append(Block("p", f"Wall time {seconds:.0f} s" + ("." if done else
+                    f" for the {len(finished)} of {len(preset.steps)} steps finished so far "
+                    f"({', '.join(s.name for s in finished)}); the same command continues.")))
+    if record.get("status") == "failed" and not done:
+        blocks.append(Block("p", f"The last attempt failed at step {record.get('failed_step')} "
+                                 f"(exit code {record.get('exit_code')})."))
     found = results(preset, root)
     if found:
         blocks.append(Block("table", rows=[COLUMNS, *_result_rows(found)]))
-    if record["verdicts"]:
-        verdicts = [Verdict(Claim(**{k: v[k] for k in ("statement", "quote", "source",
-                                                       "paper", "note")}),
-                            v["status"], v["ours"]) for v in record["verdicts"]]
+    verdicts = judge(preset, root)
+    if verdicts:
         blocks.append(Block("table", rows=verdict_rows(verdicts)))
         notes = [f"`{v.claim.statement}`: {v.claim.note}" for v in verdicts if v.claim.note]
         if notes:
             blocks.append(Block("p", "How we read the paper: " + "; ".join(notes) + "."))
-    for step in preset.steps:
+    for step in finished:
         for name in preset.figures:
             path = step_folder(root, step) / name
             if path.is_file():
                 blocks.append(Block("image", f"{preset.name} {step.name} {name}".replace(
                     "  ", " "), image=path))
-    return blocks, record
+    return blocks, {"status": "done" if done else "partial", "seconds": seconds,
+                    "verdicts": [v.status for v in verdicts]}
+
+
+def step_record(root: Path, step, budget: str) -> dict | None:
+    """The finished step's ``step.json`` when it ran at ``budget``, else ``None``."""
+    marker = step_folder(root, step) / STEP_RECORD
+    if not marker.is_file():
+        return None
+    record = read_json(marker)
+    return record if record.get("budget", budget) == budget else None
 
 
 def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
                         command: str) -> list[Block]:
-    """The whole document: a summary table, then every paper's presets."""
+    """The whole document: a summary table (the papers' claims; our extensions apart), then
+    every paper's presets."""
     sections: list[Block] = []
-    summary = [["paper", "experiment", "holds", "does not hold", "not run", "wall time (s)"]]
+    header = ["paper", "experiment", "holds", "does not hold", "not run", "wall time (s)"]
+    summary, extensions = [header], [header]
+    totals = [0, 0, 0]
     total = 0.0
     for key, title in [("", "The demo"), *PAPERS.items()]:
         chosen = [p for p in presets if p.source == key]
@@ -103,25 +126,50 @@ def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
         for preset in chosen:
             blocks, record = preset_blocks(preset, root / preset.name, budget)
             sections += blocks
-            statuses = [v["status"] for v in record.get("verdicts", [])]
-            ran = record.get("status") == "done"
-            total += record.get("seconds", 0.0) if ran else 0.0
-            summary.append([title.split(",")[0], preset.name,
-                            str(statuses.count("holds")), str(statuses.count("does not hold")),
-                            str(statuses.count("not run") + (0 if ran else len(preset.claims))),
-                            f"{record['seconds']:.0f}" if ran else "-"])
+            statuses = record["verdicts"] or ["not run"] * len(preset.claims)
+            counts = [statuses.count(s) for s in ("holds", "does not hold", "not run")]
+            total += record["seconds"]
+            row = [title.split(",")[0], preset.name, *map(str, counts),
+                   f"{record['seconds']:.0f}" + ("" if record["status"] != "partial" else
+                                                 " (so far)") if record["status"] else "-"]
+            (extensions if preset.extension else summary).append(row)
+            if not preset.extension:
+                totals = [a + b for a, b in zip(totals, counts)]
+    summary.append(["**all**", "", *(f"**{n}**" for n in totals), f"**{total:.0f}**"])
     intro = [
-        Block("h1", f"Reproducing the papers (budget: {budget})"),
+        Block("h1", title_of(budget)),
         Block("p", f"Made by `{command}` with torch {torch.__version__} on "
-                   f"{platform.machine()} with {torch.get_num_threads()} threads; the presets "
-                   f"took {total / 60:.0f} minutes of training in all. A claim holds when it "
-                   "holds for the mean over seeds and for more than half of the seeds one at "
-                   "a time. Claims are relative (orderings, thresholds), so they transfer "
-                   "from MNIST to Fashion-MNIST; the papers' own figures are shown beside "
-                   "ours, not asserted. Errors are fractions (0.1 = 10 %); autoencoders' "
-                   "are mean squared errors per pixel."),
+                   f"{platform.machine()} ({cpu_name()}) with {torch.get_num_threads()} "
+                   f"threads; the presets took {total / 60:.0f} minutes of training in all "
+                   "so far. Every comparison in a claim holds only when the paired "
+                   "difference over seeds lies on the claimed side by more than its "
+                   "standard error (with one seed there is no margin, and the verdict says "
+                   "so); `near(x, paper, tol)` holds when our mean is within max(tol, two "
+                   "standard deviations over seeds) of the paper's number. Errors are "
+                   "fractions (0.1 = 10 %); autoencoders' are mean squared errors per pixel; "
+                   "teacher tasks' are normalised squared errors. Each preset's settings "
+                   "table traces every value to the paper's sentence or to our stated choice."),
         Block("table", rows=summary)]
+    if len(extensions) > 1:
+        intro += [Block("p", "Our own extensions (their claims are our expectations, not the "
+                             "papers', and are not counted above):"),
+                  Block("table", rows=extensions)]
     return intro + sections
+
+
+def title_of(budget: str) -> str:
+    return f"Reproducing the papers (budget: {budget})"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (timings mean little without it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def render_markdown(blocks: list[Block], image_link) -> str:
@@ -171,27 +219,33 @@ def render_html(blocks: list[Block], title: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def document_name(budget: str) -> str:
+    """``REPRODUCTION.md`` for the paper budget, ``REPRODUCTION-short.md`` beside it."""
+    return "REPRODUCTION.md" if budget == "paper" else f"REPRODUCTION-{budget}.md"
+
+
 def write_reproduction(presets: list[Preset], root: str | Path, budget: str, command: str,
                        publish: str | Path | None = None) -> list[Path]:
     """``root/REPRODUCTION.md`` and ``root/REPRODUCTION.html``; with ``publish``, also
-    ``publish/REPRODUCTION.md`` with its figures copied to ``publish/reproduction/`` (the
-    form committed as ``docs/REPRODUCTION.md``). Returns the files written."""
+    ``publish/`` :func:`document_name` with its figures copied beside it (the form committed
+    as ``docs/REPRODUCTION.md``, or ``docs/REPRODUCTION-short.md``). Returns the files
+    written."""
     root = Path(root)
     blocks = reproduction_blocks(presets, root, budget, command)
-    title = f"Reproducing the papers (budget: {budget})"
+    title = title_of(budget)
     written = [root / "REPRODUCTION.md", root / "REPRODUCTION.html"]
     write_text_atomic(written[0], render_markdown(
         blocks, lambda p: p.relative_to(root).as_posix()))
     write_text_atomic(written[1], render_html(blocks, title))
     if publish is not None:
         publish = Path(publish)
-        figures = publish / "reproduction"
+        figures = publish / ("reproduction" if budget == "paper" else f"reproduction-{budget}")
 
         def copy(path: Path) -> str:
             target = figures / "-".join(path.relative_to(root).parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
             return target.relative_to(publish).as_posix()
-        written.append(publish / "REPRODUCTION.md")
+        written.append(publish / document_name(budget))
         write_text_atomic(written[-1], render_markdown(blocks, copy))
     return written

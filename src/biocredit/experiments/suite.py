@@ -3,7 +3,8 @@
 A preset's folder holds one folder per step (or the step's runs directly, for a one-step
 preset), ``step.json`` in each finished step's folder (its command line and wall time; a step
 whose ``step.json`` records the same command is not run again) and, once every step is done,
-``verdicts.md`` and ``reproduction.json`` (budget, commands, wall time, verdicts).
+``verdicts.md`` and ``reproduction.json`` (budget, commands, wall time, verdicts). A step
+stopped part-way (a session's end, Ctrl-C) continues from its runs' last finished epochs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .presets import Preset
 Runner = Callable[[list[str]], int]   # runs one command line, returns its exit code
 RECORD = "reproduction.json"
 STEP_RECORD = "step.json"
+STARTED = "step-started.json"      # a step's command line, written before it first runs
 
 
 def step_folder(root: Path, step) -> Path:
@@ -59,11 +61,17 @@ def run_preset(preset: Preset, budget: str, root: str | Path, runner: Runner,
         if skipped:
             continue
         step_start = time.perf_counter()
-        code = runner(argv + ["--overwrite"])     # an unfinished step starts afresh
+        command = continued(argv, folder)
+        if command is None:
+            command = argv + ["--overwrite"]
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / STARTED, {"argv": argv})
+        code = runner(command)
         if code != 0:
             record.update(status="failed", exit_code=code, failed_step=step.name or preset.name)
             break
-        write_json(marker, {"argv": argv, "seconds": time.perf_counter() - step_start})
+        write_json(marker, {"argv": argv, "budget": budget,
+                            "seconds": time.perf_counter() - step_start})
     verdicts = judge(preset, root) if record["status"] == "done" else []
     record["verdicts"] = [{**asdict(v.claim), "status": v.status, "ours": v.ours}
                           for v in verdicts]
@@ -76,6 +84,35 @@ def run_preset(preset: Preset, budget: str, root: str | Path, runner: Runner,
                           f"# {preset.name}\n\n{verdict_table(verdicts)}\n")
     write_json(root / RECORD, record)
     return record
+
+
+def continued(argv: list[str], folder: Path) -> list[str] | None:
+    """The command that continues ``argv``'s unfinished run in ``folder`` from its last
+    finished epoch (``--resume``), or ``None`` when the folder holds no started run of this
+    command line (then it starts afresh)."""
+    marker = folder / STARTED
+    if not marker.is_file() or read_json(marker).get("argv") != argv or not (
+            (folder / "run.json").is_file() or (folder / "config.json").is_file()):
+        return None
+    return [argv[0], "--resume", str(folder)]
+
+
+def missing_data(preset: Preset, budget: str, extra: Sequence[str] = ()) -> str | None:
+    """Why ``preset`` cannot run at ``budget`` here: a data set that is not installed, with
+    the one-line way to get it; ``None`` when every data set it reads is found."""
+    from .. import data
+    for name in sorted(preset.data_sets(budget, extra)):
+        try:
+            data.load(name, train_size=1, test_size=1)
+        except data.DatasetNotFoundError as err:
+            lines = str(err).splitlines()
+            how = next((l.strip(" -") for l in lines[lines.index("To get it:") + 1:]), "") \
+                if "To get it:" in lines else ""
+            return f"{preset.name} needs {name}, which is not installed here" + \
+                (f"; to get it: {how}" if how else "")
+        except (ValueError, OSError):
+            continue                 # a synthetic or teacher set: nothing to install
+    return None
 
 
 def results(preset: Preset, root: Path) -> dict[str, list[dict]]:

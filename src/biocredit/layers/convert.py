@@ -257,7 +257,7 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
 
 def _place_taps(root, engine, conversion, taps) -> None:
     for name, module in root.named_modules():
-        if isinstance(module, Tap):
+        if isinstance(module, Tap) and module.enabled:
             module.engine = engine
             conversion.taps.append(name)
     last = None

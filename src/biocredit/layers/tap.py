@@ -31,6 +31,7 @@ class Tap(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.engine = None  # set by biocredit.convert; not state
+        self.enabled = True  # False: convert leaves it a pass-through (models.select_taps)
 
     def forward(self, h: torch.Tensor, *, preactivation: torch.Tensor | None = None,
                 activation: torch.Tensor | None = None, skip: bool = False,

@@ -5,11 +5,14 @@ A spec is ``FAMILY[:ARG...]``; each family has a builder taking the args after t
 
 from __future__ import annotations
 
+import fnmatch
 import numbers
 from collections.abc import Callable, Sequence
 
 import torch
+from torch import nn
 
+from ..layers.tap import Tap
 from .conv import ARCHITECTURES, builder
 from .init import INITS, initialize
 from .mlp import ACTIVATIONS, build_mlp
@@ -62,11 +65,36 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
 
 
 def check_taps(spec: str, taps: Sequence[str]) -> None:
-    """``taps`` place direct rules' taps in a user's model; a built-in model places its own
-    (where: ``inject_at``), and a second tap on the same layer would cut it twice."""
+    """``taps`` place direct rules' taps in a user's model; in a built-in model they choose
+    which of its own taps drive the rule (the others pass their input through)."""
     if taps and not is_user_spec(spec):
-        raise ValueError(f"--taps places taps in your own model (FILE.py:FUNCTION); {spec} "
-                         "places its own (choose where with --inject-at)")
+        with torch.device("meta"):
+            select_taps(create(spec, (1, 28, 28), 10), taps)
+
+
+def convert_taps(net: nn.Module, spec: str, taps: Sequence[str]) -> list[str] | None:
+    """What ``convert(..., taps=)`` gets for a direct rule: a user model's ``taps``; for a
+    built-in model ``None``, after :func:`select_taps` kept the named ones of its own."""
+    if is_user_spec(spec):
+        return list(taps) or None
+    if taps:
+        select_taps(net, taps)
+    return None
+
+
+def select_taps(net: nn.Module, taps: Sequence[str]) -> None:
+    """Keep only the built-in taps named by ``taps`` (names or glob patterns of the tap or
+    its block, e.g. ``blocks.0``): a direct rule then sends its signal to those layers and
+    back-propagates from them to the layers below the next kept tap, as BP does above the
+    last one (Nøkland's 3x50 experiment: DFA in the first layer only)."""
+    found = {name: module for name, module in net.named_modules() if isinstance(module, Tap)}
+    chosen = {name for name in found for t in taps
+              if fnmatch.fnmatchcase(name, t) or fnmatch.fnmatchcase(name.rpartition(".")[0], t)}
+    if not chosen:
+        raise ValueError(f"--taps {','.join(taps)} names none of this model's taps; its taps: "
+                         f"{', '.join(n.rpartition('.')[0] or n for n in found)}")
+    for name, module in found.items():
+        module.enabled = name in chosen
 
 
 def parameter_count(spec: str, input_shape: Sequence[int], num_classes: int) -> int:
@@ -76,4 +104,4 @@ def parameter_count(spec: str, input_shape: Sequence[int], num_classes: int) -> 
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-__all__ = ["check_taps", "parameter_count", "ACTIVATIONS", "Block", "INITS", "INJECTION_POINTS", "Network", "available", "create", "initialize"]
+__all__ = ["check_taps", "convert_taps", "select_taps", "parameter_count", "ACTIVATIONS", "Block", "INITS", "INJECTION_POINTS", "Network", "available", "create", "initialize"]

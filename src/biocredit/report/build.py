@@ -17,7 +17,7 @@ from .files import slug, write_text
 from .html import render_html
 from .markdown import markdown_table, render_markdown
 from .runs import (RunRecord, common_parent, expand_run_dirs, label_runs, load_trained,
-                   read_run, run_config)
+                   read_object, read_run, run_config)
 from .tsne import embed, hidden_features, subsample
 
 RECONSTRUCTIONS = "reconstructions.png"  # an autoencoder run's own figure, shown as it is
@@ -45,7 +45,8 @@ def default_out_dir(folders: Sequence[Path]) -> Path:
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike | None = None,
                  *, tsne_size: int = 500, seed: int = 0, units: int = 64,
-                 device: str = "cpu", title: str | None = None) -> ReportFiles:
+                 device: str = "cpu", title: str | None = None,
+                 comparison: dict | None = None) -> ReportFiles:
     """Compare the runs in ``run_dirs`` (a ``compare`` folder stands for all its runs) in
     ``out_dir``/``report.md`` and a self-contained ``out_dir``/``report.html``, with the
     figures as PNG files beside them; returns their paths.
@@ -56,6 +57,10 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     features for ``tsne_size`` test examples (the same ones for every run; 0: no t-SNE), and
     its first layer's first ``units`` units as images; an autoencoder run's
     ``reconstructions.png``. Networks are rebuilt on ``device``.
+
+    ``comparison``: the ``comparison.json`` of ``compare --seeds`` (read from the folder
+    when ``run_dirs`` is one such compare folder); the report then also shows each rule's
+    mean ± std over its seeds and its paired differences from the baseline rule.
     """
     if tsne_size < 0:
         raise ValueError(f"tsne_size is a number of test examples (0: no t-SNE); got {tsne_size}")
@@ -76,6 +81,10 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
         notes.append("Some runs are autoencoders: their errors are mean squared errors per "
                      "pixel, shown ×100 beside the others' percentages.")
     sections = _curve_sections(records, out, scale, unit)
+    if comparison is None and len(run_dirs) == 1:
+        comparison = _seed_comparison(Path(run_dirs[0]))
+    if comparison is not None and comparison.get("seeds"):
+        sections.insert(0, _seeds_section(comparison, scale, unit))
     sections += _network_sections(records, out, notes, tsne_size=tsne_size, seed=seed,
                                   units=units, device=device)
     recon = [r for r in records if (r.folder / RECONSTRUCTIONS).is_file()]
@@ -112,6 +121,70 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     figures = [image for s in sections for image in s.images]
     table = markdown_table([content.table_header, *content.table_rows])
     return ReportFiles(markdown, html, figures, table)
+
+
+def _seed_comparison(folder: Path) -> dict | None:
+    """The ``comparison.json`` of a ``compare --seeds`` folder, else ``None``."""
+    path = folder / "comparison.json"
+    if not path.is_file() or (folder / "config.json").is_file():
+        return None
+    comparison = read_object(path)
+    return comparison if isinstance(comparison.get("seeds"), list) and \
+        len(comparison["seeds"]) > 1 else None
+
+
+def _seeds_section(comparison: dict, scale: float, unit: str) -> Section:
+    """Mean ± std per rule over its seeds, and each rule's paired differences in test error
+    from the baseline rule (computed from the runs for a ``comparison.json`` older than
+    them)."""
+    stats = comparison.get("rules", {})
+
+    digits = 2 if scale == 100 else 4
+
+    def pm(stat, factor=scale, places=digits):
+        if not isinstance(stat, dict):
+            return "–"
+        return f"{_fmt(stat.get('mean'), factor, places)} ± " \
+               f"{_fmt(stat.get('std'), factor, places)}"
+
+    rows = [["rule", "seeds", f"test error ({unit})", f"test error range ({unit})",
+             f"train error ({unit})", "time (s)", "mean angle to BP (°)"]]
+    for rule, s in stats.items():
+        test = s.get("test_error") or {}
+        low, high = _fmt(test.get("min"), scale, digits), _fmt(test.get("max"), scale, digits)
+        rows.append([rule, str(test.get("n", 0)), pm(test), f"{low}–{high}",
+                     pm(s.get("train_error")), pm(s.get("seconds"), 1.0, 1),
+                     pm(s.get("mean_angle_deg"), 1.0, 1)])
+    tables = [rows]
+    paired = comparison.get("paired_differences")
+    if paired is None and isinstance(comparison.get("runs"), dict) and comparison["runs"]:
+        from ..training.seeds import paired_differences
+        paired = paired_differences(comparison["runs"], next(iter(comparison["runs"])))
+    text = (f"Each rule over its seeds ({', '.join(map(str, comparison['seeds']))}): mean ± "
+            "sample standard deviation; seeds counts the runs with a test error.")
+    if paired and paired.get("rules"):
+        base = paired["baseline"]
+        diff_unit = "percentage points" if scale == 100 else unit
+        text += (f" Below, each rule's test error minus {base}'s on the same seed: the mean "
+                 "of these paired differences ± its standard error, and the paired t-test "
+                 "(two-sided) of whether it is 0. A seed where either run failed or diverged "
+                 "is left out.")
+        diffs = [[f"rule − {base}", "paired seeds", f"test error difference ({diff_unit})",
+                  "paired t", "df", "p (two-sided)", "at 0.05"]]
+        for rule, d in paired["rules"].items():
+            n = d.get("n", 0)
+            mean = "–" if d.get("mean") is None else f"{d['mean'] * scale:+.{digits}f}"
+            if d.get("se") is not None:
+                mean += f" ± {_fmt(d['se'], scale, digits)}"
+            p = d.get("p")
+            verdict = ("–" if p is None else "not significant" if p >= 0.05 else
+                       f"significant ({'lower' if d['mean'] < 0 else 'higher'})")
+            diffs.append([f"{rule} − {base}", str(n), mean.replace("-", "−"),
+                          "–" if d.get("t") is None else f"{d['t']:.2f}".replace("-", "−"),
+                          "–" if d.get("df") is None else str(d["df"]),
+                          "fewer than 2 paired seeds" if p is None else f"{p:.2g}", verdict])
+        tables.append(diffs)
+    return Section("Over seeds", text, tables=tables)
 
 
 def _default_title(records: list[RunRecord]) -> str:

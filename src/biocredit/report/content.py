@@ -8,11 +8,13 @@ from pathlib import Path
 
 @dataclass
 class Section:
-    """A heading, a paragraph of explanation and the figures (PNG files) it shows."""
+    """A heading, a paragraph of explanation, the figures (PNG files) it shows and its
+    tables (each a list of rows, the first the header)."""
 
     title: str
     text: str
     images: list[Path] = field(default_factory=list)
+    tables: list[list[list[str]]] = field(default_factory=list)
 
 
 @dataclass

@@ -31,6 +31,21 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def html_table(rows: list[list[str]], row_colors: list[str] | None = None) -> list[str]:
+    """The lines of an HTML table: the first row is the header; ``row_colors`` (one per
+    body row) draws a colour swatch before each row's first cell."""
+    header, *body = rows
+    out = ["<table>", "<tr>" + "".join(f"<th>{escape(str(h))}</th>" for h in header) + "</tr>"]
+    for i, row in enumerate(body):
+        cells = [escape(str(c)) for c in row]
+        if row_colors and cells:
+            cells[0] = f'<span class="swatch" style="background:{escape(row_colors[i])}">' \
+                       f"</span>{cells[0]}"
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append("</table>")
+    return out
+
+
 def render_html(content: Content, row_colors: list[str] | None = None) -> str:
     """A self-contained HTML page for ``content``; ``row_colors`` (one per table row) draws a
     colour swatch before each run's name, matching its curves."""
@@ -38,17 +53,12 @@ def render_html(content: Content, row_colors: list[str] | None = None) -> str:
            f"<title>{escape(content.title)}</title>", f"<style>{STYLE}</style>", "</head>",
            "<body>", f"<h1>{escape(content.title)}</h1>"]
     out += [f"<p>{escape(line)}</p>" for line in content.intro]
-    out += ["<h2>Summary</h2>", "<table>", "<tr>"
-            + "".join(f"<th>{escape(h)}</th>" for h in content.table_header) + "</tr>"]
-    for i, row in enumerate(content.table_rows):
-        cells = [escape(str(c)) for c in row]
-        if row_colors and cells:
-            cells[0] = f'<span class="swatch" style="background:{escape(row_colors[i])}">' \
-                       f"</span>{cells[0]}"
-        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    out.append("</table>")
+    out += ["<h2>Summary</h2>"]
+    out += html_table([content.table_header, *content.table_rows], row_colors)
     for section in content.sections:
         out += [f"<h2>{escape(section.title)}</h2>", f"<p>{escape(section.text)}</p>"]
+        for table in section.tables:
+            out += html_table(table)
         out += [f'<img src="{data_uri(image)}" alt="{escape(section.title)}">'
                 for image in section.images]
     if content.notes:

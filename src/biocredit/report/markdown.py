@@ -30,6 +30,8 @@ def render_markdown(content: Content, base: Path) -> str:
     lines += [markdown_table([content.table_header, *content.table_rows]), ""]
     for section in content.sections:
         lines += [f"## {section.title}", "", section.text, ""]
+        for table in section.tables:
+            lines += [markdown_table(table), ""]
         for image in section.images:
             rel = Path(os.path.relpath(image, base)).as_posix()
             lines += [f"![{section.title}]({rel})", ""]

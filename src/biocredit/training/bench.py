@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import statistics
@@ -57,8 +58,10 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     setups = {"torch": (None, base, make_optimizer(optimizer, trainable(base), lr))}
     for name in names:
         rule = rules.create(name)
-        net = rule.convert(base, generator=seeded_generator(seed, 1), example_input=example,
-                           taps=(list(taps) or None) if rule.direct else None)
+        chosen = copy.deepcopy(base) if rule.direct and taps else base
+        net = rule.convert(chosen, generator=seeded_generator(seed, 1), example_input=example,
+                           taps=models.convert_taps(chosen, model, taps) if rule.direct
+                           else None)
         setups[name] = (rule, net, make_optimizer(optimizer, trainable(net), lr))
 
     forwards = {id(net): torch.compile(net) if compile else net

@@ -203,12 +203,13 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     model = models.create(config.model, dataset.input_shape, num_outputs(config, dataset),
                           **config.model_options).to(device)
     rule = rules.create(config.rule, **config.rule_options)
+    taps = models.convert_taps(model, config.model, config.taps) if rule.direct else None
     example = None if hasattr(model, "example_input") else dataset.train_x[:1]
     net = rule.convert(model, generator=seeded_generator(config.seed, 1),
-                       taps=(list(config.taps) or None) if rule.direct else None,
+                       taps=taps,
                        example_input=example)
     if config.init_from:
-        load_weights(net, config.init_from)
+        load_weights(net, config.init_from.replace("{seed}", str(config.seed)))
     if config.freeze:
         freeze(net, config.freeze)
     optimizer = make_optimizer(config.optimizer, trainable(net), config.lr,
