@@ -282,3 +282,132 @@ def test_one_seed_of_several_is_the_single_seed_run(tmp_path):
 def test_bad_seeds_are_refused(tmp_path, capsys, text):
     code = main(["train", "--seeds", text, "--quiet", "--out", str(tmp_path / "x")])
     assert code == 2 and "--seeds" in capsys.readouterr().err
+
+
+# -- issue 27 ----------------------------------------------------------------------------------
+FAILING_MODEL = '''
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, classes))
+
+    def forward(self, x):
+        if self.training:
+            raise ValueError("boom in forward")
+        return self.body(x)
+
+
+def build_value(input_shape, num_classes):
+    raise ValueError("boom in build")
+
+
+def build_key(input_shape, num_classes):
+    return {}["x"]
+
+
+def build_forward(input_shape, num_classes):
+    return Net(num_classes)
+'''
+
+
+@pytest.mark.parametrize("function, line, text", [
+    ("build_value", 17, "ValueError: boom in build"),
+    ("build_key", 21, "KeyError: 'x'"),
+    ("build_forward", 12, "ValueError: boom in forward"),
+])
+def test_an_error_in_a_users_model_file_names_its_file_and_line(tmp_path, capsys, function,
+                                                                 line, text):
+    """Issue 27 item 8: a ValueError in build or forward said "boom in user code" without
+    file or line, and exited 2 where other errors of the user's code exit 1."""
+    path = tmp_path / "mine.py"
+    path.write_text(FAILING_MODEL)
+    code = main(["train", "--model", f"{path}:{function}", "--rule", "fa", "--data", "digits",
+                 "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and f"error in {path}, line {line}" in err and text in err
+
+
+def test_biocredits_own_refusals_inside_a_users_forward_are_not_put_on_the_user(tmp_path,
+                                                                               capsys):
+    (tmp_path / "mine.py").write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, classes):\n"
+        "        super().__init__()\n"
+        "        self.body, self.head = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), "
+        "nn.Tanh()), nn.Linear(8, classes)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.head(self.body(x))\n\n"
+        "def build(input_shape, num_classes):\n"
+        "    return Net(num_classes)\n")
+    code = main(["train", "--model", f"{tmp_path / 'mine.py'}:build", "--rule", "dfa",
+                 "--taps", "body,head", "--data", "digits", "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("biocredit: error: dfa: no layer with weights")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("mlp:1.5x800:tanh", "cannot read hidden layers from '1.5x800'"),
+    ("{dir}/mine.py", "name the function in it that builds the model, as {dir}/mine.py:FUNCTION"),
+])
+def test_model_specs_that_are_almost_right_say_what_is_wrong(tmp_path, capsys, spec, message):
+    """Issue 27 item 12: ``mlp:1.5x800:tanh`` said "No module named 'mlp:1'"; a model file
+    without ``:FUNCTION`` said "unknown model"."""
+    (tmp_path / "mine.py").write_text(FAILING_MODEL)
+    code = main(["train", "--model", spec.format(dir=tmp_path), "--quiet",
+                 "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert message.format(dir=tmp_path) in capsys.readouterr().err
+
+
+def test_progress_bars_are_not_written_into_files_or_pipes(tmp_path, capsys):
+    """Issue 27 item 12: without --quiet, tqdm's bars went into redirected stderr."""
+    code = main(["train", "--model", "mlp:1x8:tanh", "--data", "digits", "--epochs", "1",
+                 "--train-size", "256", "--test-size", "64", "--batch-size", "16",
+                 "--out", str(tmp_path / "run")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "dfa epoch 1: loss" in err             # the epoch's line stays
+    assert "\r" not in err and "it/s" not in err and "|" not in err
+
+
+def test_an_unwritable_json_path_is_named_not_its_temporary_file(capsys):
+    """Issue 27 item 12: ``bench --json /proc/x.json`` named ``/proc/.x.json.….tmp``."""
+    code = main(["bench", "--model", "mlp:1x8:tanh", "--rules", "bp", "--steps", "1",
+                 "--warmup", "0", "--json", "/proc/x.json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "/proc/x.json" in err and ".tmp" not in err
+
+
+def test_out_of_memory_is_said_with_the_size_it_needed(tmp_path):
+    """Issue 27 item 12: ``bench --batch-size 1e8`` was an "internal error … please report
+    it". (Under an address-space limit, so the allocation fails the same way everywhere.)"""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+    done = subprocess.run([sys.executable, "-m", "biocredit.cli", "bench", "--batch-size",
+                           "100000000", "--model", "mlp:1x8:tanh", "--rules", "bp",
+                           "--steps", "1", "--warmup", "0"], preexec_fn=limit,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("biocredit: out of memory: it needed 313.6 GB more on the "
+                                  "CPU; try a smaller --batch-size"), done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("text, count", [("1.0", " (1)"), ("2.5", ""), ("1e3", " (1000)")])
+def test_validation_is_a_fraction_or_a_whole_count_never_both(tmp_path, capsys, text, count):
+    """Issue 27 item 13: ``--validation 1.0`` held out one example."""
+    code = main(["train", "--validation", text, "--quiet", "--out", str(tmp_path / "run")])
+    assert code == 2 and not (tmp_path / "run").exists()
+    assert f"'{text}' is neither a fraction in [0, 1) (e.g. 0.1) nor a count of examples, " \
+           f"which is a whole number written without a point{count}" in capsys.readouterr().err

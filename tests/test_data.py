@@ -304,18 +304,38 @@ def test_cifar_label_count_mismatch(isolated):
 # ----------------------------------------------------------------------------- not found
 
 def test_missing_fashion_mnist_lists_dirs_and_apt_hint(isolated):
-    d = isolated / "empty"
-    d.mkdir()
     with pytest.raises(DatasetNotFoundError) as info:
-        load("fashion-mnist", data_dir=d, download=False)
+        load("fashion-mnist", download=False)
     msg = str(info.value)
     assert isinstance(info.value, FileNotFoundError)
-    for folder in (d, d / "fashion-mnist", isolated / "system" / "fashion-mnist",
-                   isolated / "cache" / "fashion-mnist"):
+    for folder in (isolated / "system" / "fashion-mnist", isolated / "cache" / "fashion-mnist"):
         assert str(folder) in msg
         assert folder in info.value.searched
     assert "apt-get install -y dataset-fashion-mnist" in msg
     assert "--data-dir DIR" in msg and "download=True" in msg
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "a file"])
+@pytest.mark.parametrize("download", [False, True])
+def test_a_data_dir_without_the_data_is_an_error_never_a_fallback(isolated, kind, download):
+    """Issue 27 item 1: with the data in the cache and the system folder, an explicit
+    data_dir that does not hold it is an error naming it; nothing else is searched and
+    nothing is downloaded."""
+    make_idx_set(isolated / "cache" / "fashion-mnist", n_train=2, n_test=1, hw=(3, 3))
+    make_idx_set(isolated / "system" / "fashion-mnist", n_train=2, n_test=1, hw=(3, 3))
+    d = isolated / "given"
+    if kind == "empty":
+        d.mkdir()
+    elif kind == "a file":
+        d.write_text("")
+    with pytest.raises(DatasetNotFoundError) as info:
+        load("fashion-mnist", data_dir=d, download=download)
+    msg = str(info.value)
+    assert info.value.searched == [d, d / "fashion-mnist"]
+    assert f"the data folder given, {d}, does not hold it" in msg
+    looked = msg.split("To get it:")[0]
+    assert str(isolated / "cache") not in looked and str(isolated / "system") not in looked
+    assert d.exists() == (kind != "missing")          # nothing created there
 
 
 def test_cache_defaults_to_home(isolated, monkeypatch):

@@ -14,10 +14,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import biocredit.rules as R
 from biocredit.cli import main
 
 ODD = ["", "0", "-1", "1", "2", "0.5", "1e20", "nan", "inf", "-inf", "abc", "x,y", ":::",
        "100000000000000000000", "1x28x28", "0x1", "=", "-"]
+
+
+# Every option of every rule, and values of each kind (issue 27: rule options were checked
+# only at the first step, with torch's words).
+OPTION_NAMES = {key for name in R.available() for key in R.create(name).defaults}
+OPTION_VALUES = [True, False, 0, 1, -1, -5, 2, 0.5, 1e-3, 1e20, float("nan"), float("inf"),
+                 "abc", "adam", "sgd", "bogus", "b3", "gaussian", "s1", "s9", "direct;direct",
+                 "direct+above;direct", {"direct": "abc"}, {"direct": 2.0, "above": 1.0}, None,
+                 [], {}]
+OPTION_TEXTS = ["-5", "-3", "0", "2", "1e-3", "nan", "inf", "abc", "bogus", "b3", "sgd",
+                "true", "s9", '{"direct":"abc"}', '{"direct":2}', "direct;direct", ""]
 
 
 def values(*good: str):
@@ -64,8 +76,10 @@ RUN_FLAGS = {
     "--taps": values("blocks.0", "bogus"),
     "--inject-at": values("output", "activation", "bogus"),
     "--off-class-factor": values("0.5"),
-    "-O": values("feedback_scale=abc", "feedback_scale=0.1", "fa.feedback_scale=0.1",
-                 "bogus=1", "dkp.feedback_lr=x", "aux_errors=true", "noequals"),
+    "-O": st.one_of(values("feedback_scale=abc", "feedback_scale=0.1", "fa.feedback_scale=0.1",
+                           "bogus=1", "dkp.feedback_lr=x", "aux_errors=true", "noequals"),
+                    st.builds("{}={}".format, st.sampled_from(sorted(OPTION_NAMES)),
+                              st.sampled_from(OPTION_TEXTS))),
     "--resume": values("/nonexistent"),
     "--aux-errors": st.none(),
     "--overwrite": st.none(),
@@ -212,3 +226,86 @@ def test_random_bytes_in_run_files_end_cleanly(finished, tmp_path):
 @pytest.mark.slow
 def test_random_bytes_in_run_files_end_cleanly_long(finished, tmp_path):
     fuzz_files(finished, tmp_path, examples=600)
+
+
+# -- the Python entry point: biocredit.convert with random rules, options, models, taps --------
+def _models():
+    import torch
+    from torch import nn
+
+    def mlp():
+        return nn.Sequential(nn.Flatten(), nn.Linear(16, 6), nn.Tanh(), nn.Linear(6, 5),
+                             nn.ReLU(), nn.Linear(5, 3))
+
+    def pooled():
+        return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 3))
+
+    def meta():
+        with torch.device("meta"):
+            return mlp()
+
+    return {"mlp": mlp, "pooled": pooled, "meta": meta,
+            "no weights": lambda: nn.Sequential(nn.Flatten(), nn.Tanh()),
+            "not a model": lambda: "hello", "none": lambda: None}
+
+
+CONVERT_RULES = st.one_of(st.sampled_from(R.available()),
+                          st.sampled_from(["bogus", "", None, 3, "FA", "fa:feedback_scale=2"]))
+CONVERT_TAPS = st.one_of(st.none(), st.lists(st.sampled_from(
+    ["0", "1", "2", "3", "4", "5", "6", "*", "bogus", "", "1.weight"]), max_size=3))
+
+
+def convert_once(rule_name, options, model_name, taps, exclude, unsupported, probe):
+    """One conversion and two training steps; the only errors allowed are a ValueError or a
+    TypeError saying what is wrong in one line."""
+    import torch
+    import torch.nn.functional as F
+
+    import biocredit
+    model = _models()[model_name]()
+    x = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 0])
+    kwargs = {"taps": taps, "exclude": exclude, "unsupported": unsupported,
+              "generator": torch.Generator().manual_seed(1)}
+    if probe:
+        kwargs["example_input"] = x[:1]
+    try:
+        rule = R.create(rule_name, **options) if isinstance(rule_name, str) and options \
+            else rule_name
+        net = biocredit.convert(model, rule, **kwargs)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+        biocredit.hook_optimizer(net, optimizer)
+        for _ in range(2):
+            optimizer.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            optimizer.step()
+    except (ValueError, TypeError) as err:
+        message = str(err)
+        assert message.strip() and "\n" not in message.strip(), (type(err), message)
+
+
+def fuzz_convert(examples: int):
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(CONVERT_RULES,
+           st.dictionaries(st.sampled_from(sorted(OPTION_NAMES | {"bogus"})),
+                           st.sampled_from(OPTION_VALUES), max_size=2),
+           st.sampled_from(list(_models())), CONVERT_TAPS,
+           st.lists(st.sampled_from(["1", "3", "*", "nothing"]), max_size=1),
+           st.sampled_from(["error", "bp", "bogus"]), st.booleans())
+    def check(rule_name, options, model_name, taps, exclude, unsupported, probe):
+        convert_once(rule_name, options, model_name, taps, exclude, unsupported, probe)
+
+    check()
+
+
+def test_random_conversions_end_cleanly():
+    """Issue 27: convert(m, None) and convert("hello", "fa") raised AttributeError, a meta
+    model converted to garbage feedback, a tap after the output layer was accepted."""
+    fuzz_convert(examples=80)
+
+
+@pytest.mark.slow
+def test_random_conversions_end_cleanly_long():
+    fuzz_convert(examples=2000)

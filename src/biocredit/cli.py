@@ -21,16 +21,36 @@ from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
 from .training.seeds import paired_differences, parse_seeds, seed_statistics
 from .training.folder import locked, new_run_id, prepare, unique_folder
-from .training.interrupt import RunInterrupted, stop_on_signals
+from .training.interrupt import RunInterrupted, pass_on, stop_on_signals, take_caught
 from .training.sweep import Outcome, Sweep, Task, run_sweep
 from .training.run import TASKS, read_json_file
 from .training.results import read_json, slug, write_json
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, pass_on_signals: bool | None = None) -> int:
     """Run one command; every failure ends in one line on stderr and a non-zero exit code
-    (a Python traceback only with ``--debug``)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    (a Python traceback only with ``--debug``): 2 for a bad command line or input, 1 for an
+    error in the user's own code (a model file), a diverged or failed run, or an internal
+    error, 128 + the signal's number for SIGINT / SIGTERM.
+
+    ``pass_on_signals`` (default: when ``argv`` is given, that is when a host calls this in
+    its own process, a test or a notebook, rather than as the ``biocredit`` command): a
+    SIGINT or SIGTERM that stopped the command is, once the command has stopped cleanly,
+    passed on to the handler installed before it, so the host stops too (Python's default
+    raises ``KeyboardInterrupt`` for SIGINT, the system's ends the process for SIGTERM)."""
+    if pass_on_signals is None:
+        pass_on_signals = argv is not None
+    if not pass_on_signals:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    take_caught()                               # (signals of earlier commands are not ours)
+    code = _main(list(argv) if argv is not None else sys.argv[1:])
+    caught = take_caught()
+    if caught:
+        pass_on(caught)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:                 # --help, or a usage error (one line)
@@ -55,22 +75,23 @@ def main(argv: list[str] | None = None) -> int:
     except RunInterrupted as err:
         say(str(err))
         return err.exit_code
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
+    except KeyboardInterrupt as err:       # a signal during set-up, a second one, Ctrl-C
+        say(str(err) or "interrupted")
+        return getattr(err, "exit_code", 130)
     except BrokenPipeError:               # `biocredit … | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (ValueError, OSError) as err:
-        if args.debug:
-            raise
-        say(f"error: {one_line(err)}")
-        return 2
     except Exception as err:
         if args.debug:
             raise
         where = user_code(err)
-        if where:
+        needed = out_of_memory(err)
+        if needed is not None:
+            say(f"out of memory: {needed}; try a smaller --batch-size (or a smaller model)")
+        elif isinstance(err, (ValueError, OSError)) and not where:
+            say(f"error: {one_line(err)}")
+            return 2
+        elif where:
             say(f"error in {where}: {type(err).__name__}: {one_line(err)} (run again with "
                 "--debug for the traceback)")
         else:
@@ -97,6 +118,22 @@ def join_process_group(args) -> None:
 def exit_code(exit_: SystemExit) -> int:
     """argparse's exit as a return code (2 for a usage error)."""
     return exit_.code if isinstance(exit_.code, int) else 2
+
+
+def out_of_memory(err: BaseException) -> str | None:
+    """What an out-of-memory error needed (``"… tried to allocate 313.6 GB on the CPU"``),
+    or ``None`` for another error."""
+    import re
+    text = str(err)
+    cpu = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", text)
+    if cpu:
+        return f"it needed {int(cpu.group(1)) / 1e9:,.1f} GB more on the CPU"
+    if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        gpu = re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text)
+        device = "the GPU" if "cuda" in text.lower() or "gpu" in text.lower() else "the device"
+        return f"it needed {gpu.group(1)} more on {device}" if gpu else \
+            f"{device} ran out ({one_line(err)[:200]})"
+    return None
 
 
 def one_line(err: BaseException) -> str:
@@ -236,12 +273,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "model: FILE.py:FUNCTION or package.module:FUNCTION, called with the "
                         "input shape and the number of classes")
     p.add_argument("--data", default="digits", help=f"one of: {', '.join(datasets.available())}")
-    p.add_argument("--data-dir", help="folder holding the dataset files")
+    p.add_argument("--data-dir", help="folder holding the dataset files (or a subfolder "
+                   "named after the data set); when given, the only place looked in")
     p.add_argument("--no-download", action="store_true",
                    help="never download a missing dataset")
     p.add_argument("--normalize", choices=("scale", "standardize"), default="scale")
     p.add_argument("--validation", type=fraction_or_count, default=0.0,
-                   help="hold out this fraction (or count, if >= 1) of the training set")
+                   help="hold out this fraction of the training set (0.1) or this many "
+                   "examples (a whole number: 600); 0: none")
     p.add_argument("--train-size", type=int, metavar="N",
                    help="use only the first N training examples (quick runs; 0: all)")
     p.add_argument("--test-size", type=int, metavar="N",
@@ -343,9 +382,22 @@ def positive_int(text: str) -> int:
 
 
 def fraction_or_count(text: str) -> float | int:
-    """``--validation``: a fraction in [0, 1) or a whole count of examples (>= 1)."""
-    value = float(text)
-    return int(value) if value >= 1 and value.is_integer() else value
+    """``--validation``: a whole number is a count of examples (``10``; ``0``: none),
+    anything else a fraction in [0, 1) (``0.1``); ``1.0`` is neither (it was one example)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:          # (nan too)
+        count = f" ({int(value)})" if math.isfinite(value) and value.is_integer() else ""
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a fraction in [0, 1) (e.g. 0.1) nor a count of examples, "
+            f"which is a whole number written without a point{count}")
+    return value
 
 
 def parse_rule_options(rule: str, pairs: list[str]) -> dict:
@@ -455,10 +507,12 @@ def config_from(args, spec: str) -> RunConfig:
 
 
 class ProgressBar:
-    """A tqdm bar per epoch (on stderr); the library itself never prints."""
+    """A tqdm bar per epoch (on stderr, when it is a terminal: never into a file or a pipe);
+    the library itself never prints."""
 
     def __init__(self, label: str, enabled: bool):
-        self.label, self.enabled, self.bar = label, enabled, None
+        self.label, self.bar = label, None
+        self.enabled = enabled and _is_terminal(sys.stderr)
 
     def __call__(self, epoch: int, step: int, steps: int, loss: float) -> None:
         if not self.enabled:
@@ -475,6 +529,13 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):     # a replaced or closed stream
+        return False
 
 
 def train_one(config: RunConfig, out: Path, quiet: bool, dataset=None, *,
@@ -709,8 +770,11 @@ def cmd_compare(args) -> int:
     check_rule_options([parse_rule_spec(s)[0] for s in specs],
                        args.rule_option + flag_options(args))
     configs = {spec: config_from(args, spec) for spec in specs}
-    for config in configs.values():
-        config.validate()
+    for spec, config in configs.items():
+        try:
+            config.validate()
+        except ValueError as err:
+            raise (ValueError(f"{spec}: {err}") if spec != config.rule else err) from None
     seeds = parse_seeds(args.seeds, args.seed)
     out = Path(args.out) if args.out else default_out(
         f"compare-{slug(args.data)}-{slug(args.model)}-s{args.seed}")
@@ -974,9 +1038,9 @@ def reproduce_options(extra: list[str]):
 def with_jobs(jobs: int):
     """Run a preset's step, its runs in ``jobs`` processes (``--jobs`` changes no result, so
     it is not part of the step's recorded command)."""
-    def runner(argv: list[str]) -> int:
+    def runner(argv: list[str]) -> int:        # (reproduce's own main passes signals on)
         return main(argv + ["--jobs", str(jobs)] if jobs > 1 and argv[0] in ("train", "compare")
-                    else argv)
+                    else argv, pass_on_signals=False)
     return runner
 
 
@@ -997,6 +1061,15 @@ def cmd_reproduce(args) -> int:
         chosen = [p for p in chosen if options.budget in p.budgets]
     root = Path(options.out or (f"runs/reproduction-{options.budget}" if args.name == "all"
                                 else f"runs/{args.name}"))
+    if not options.dry_run and not options.document_only:
+        try:                    # every step's settings, before any folder exists
+            for p in chosen:
+                for step in p.steps:
+                    check_step(p.command(step, options.budget,
+                                         str(root / p.name if args.name == "all" else root),
+                                         extra))
+        except SystemExit as exit_:             # a usage error in a step: argparse said it
+            return exit_code(exit_)
     failed = []
     for p in chosen:
         folder = root / p.name if args.name == "all" else root
@@ -1042,6 +1115,22 @@ def cmd_reproduce(args) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def check_step(argv: list[str]) -> None:
+    """A preset step's command line, parsed, and each of its runs' settings validated (as
+    ``train`` and ``compare`` do before they make a folder); a ``ValueError`` naming what
+    is wrong, or argparse's ``SystemExit`` for a usage error."""
+    args = build_parser().parse_args(argv)
+    if args.command not in ("train", "compare"):
+        return
+    specs = [args.rule] if args.command == "train" else \
+        [s.strip() for s in args.rules.split(",") if s.strip()]
+    check_rule_options([parse_rule_spec(s)[0] for s in specs],
+                       args.rule_option + flag_options(args))
+    parse_seeds(args.seeds, args.seed)
+    for spec in specs:
+        config_from(args, spec).validate()
 
 
 def dry_run(p, budget: str, folder: Path, extra) -> str:

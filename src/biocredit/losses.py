@@ -3,6 +3,8 @@ batch, so the output error ``e = ∂loss/∂a_L`` is the per-example error divid
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -56,8 +58,8 @@ class Hinge(Loss):
     description = "multi-class hinge (Amit)"
 
     def __init__(self, off_class_factor: float = 1.0):
-        if off_class_factor < 0:
-            raise ValueError(f"off_class_factor must be >= 0; got {off_class_factor}")
+        if not 0 <= off_class_factor < math.inf:      # (NaN fails too)
+            raise ValueError(f"off_class_factor must be >= 0 and finite; got {off_class_factor}")
         self.off_class_factor = off_class_factor
 
     def __call__(self, logits, target):

@@ -8,18 +8,24 @@ import torch
 
 
 def user_code(err: BaseException) -> str | None:
-    """``FILE, line N`` of the innermost frame of ``err`` in a user's own code (a model
-    file, say): outside biocredit, torch and the Python installation; ``None`` if none."""
+    """``FILE, line N (FUNCTION)`` where ``err`` was raised in a user's own code (a model
+    file, say): the innermost frame outside torch and the Python installation, when it is
+    not biocredit's own (biocredit's errors say what they are about); ``None`` otherwise."""
     import sysconfig
     import traceback
     if isinstance(err, SyntaxError) and err.filename and not err.filename.startswith("<"):
         return f"{err.filename}, line {err.lineno}"
-    ours = [str(Path(__file__).resolve().parent), str(Path(torch.__file__).resolve().parent),
-            *{str(Path(p).resolve()) for key, p in sysconfig.get_paths().items()
-              if key in ("stdlib", "platstdlib", "purelib", "platlib")}]
+    ours = str(Path(__file__).resolve().parent)
+    libraries = [str(Path(torch.__file__).resolve().parent),
+                 *{str(Path(p).resolve()) for key, p in sysconfig.get_paths().items()
+                   if key in ("stdlib", "platstdlib", "purelib", "platlib")}]
     for frame in reversed(traceback.extract_tb(err.__traceback__)):
         name = frame.filename
-        if not name.startswith("<") and \
-                not any(str(Path(name).resolve()).startswith(root) for root in ours):
+        if name.startswith("<"):
+            continue
+        path = str(Path(name).resolve())
+        if path.startswith(ours):
+            return None
+        if not any(path.startswith(root) for root in libraries):
             return f"{name}, line {frame.lineno} ({frame.name})"
     return None

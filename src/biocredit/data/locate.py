@@ -50,13 +50,16 @@ def system_dirs(name: str) -> list[Path]:
 
 
 def search_dirs(name: str, data_dir: str | os.PathLike | None) -> list[Path]:
-    """Folders to search, in order: ``data_dir``, ``data_dir/<name>``, system folders, cache."""
+    """Folders to search, in order: ``data_dir`` and ``data_dir/<name>`` when ``data_dir``
+    is given (and nothing else: an explicit folder is never replaced by another copy);
+    else the system folders, then the cache."""
     dirs: list[Path] = []
     if data_dir is not None:
         base = Path(data_dir).expanduser()
         dirs += [base, base / name]
-    dirs += system_dirs(name)
-    dirs.append(cache_dir(name))
+    else:
+        dirs += system_dirs(name)
+        dirs.append(cache_dir(name))
     unique: list[Path] = []
     for d in dirs:
         if d not in unique:
@@ -72,7 +75,10 @@ def find_or_fetch(name: str, data_dir: str | os.PathLike | None, download: bool,
                   probe: Callable[[Path], tuple[T | None, str]],
                   fetch: Callable[[Path], None], how_to: list[str]) -> T:
     """The first hit of ``probe`` over :func:`search_dirs`; failing that, ``fetch`` into the
-    cache folder (when ``download``) and probe there.
+    cache folder (when ``download`` and no ``data_dir`` was given) and probe there.
+
+    An explicit ``data_dir`` is the only place looked in: when it does not hold the data
+    set, that is an error naming it, never a fall back to another copy or a download.
 
     ``probe(folder)`` returns ``(hit, "")`` or ``(None, why not)``. If nothing is found,
     raises :class:`DatasetNotFoundError` naming every folder searched (with why it did not
@@ -86,7 +92,10 @@ def find_or_fetch(name: str, data_dir: str | os.PathLike | None, download: bool,
             return hit
         notes.append(f"  {folder}  ({why})")
     cause = None
-    if not download:
+    if data_dir is not None:
+        reason = (f"the data folder given, {Path(data_dir).expanduser()}, does not hold it; "
+                  "only it is searched, nothing is downloaded into it")
+    elif not download:
         reason = "download=False"
     else:
         cache = cache_dir(name)

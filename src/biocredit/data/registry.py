@@ -41,9 +41,11 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None,
     """Load a data set whole, as tensors on ``device``.
 
     name: one of :func:`available` (case and ``_``/``-`` are not significant).
-    data_dir: a folder searched first (and its ``<name>/`` subfolder); then system folders
-        (``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST) and the user cache,
-        ``$BIOCREDIT_DATA/<name>`` or else ``~/.cache/biocredit/<name>``.
+    data_dir: the folder holding the files (or its ``<name>/`` subfolder); when given, the
+        only place looked in: a folder without them is a :class:`DatasetNotFoundError`
+        naming it (no other copy is used, nothing is downloaded). Without it: the system
+        folders (``/usr/share/datasets/fashion-mnist`` for Fashion-MNIST), then the user
+        cache, ``$BIOCREDIT_DATA/<name>`` or else ``~/.cache/biocredit/<name>``.
     normalize: ``"scale"`` maps pixels to [0, 1]; ``"standardize"`` then subtracts the
         per-channel mean and divides by the per-channel std of the training split (after
         the validation hold-out), applied alike to every split.

@@ -21,6 +21,7 @@ from .presets import PAPERS, Preset
 from .preset import settings_rows
 from .suite import RECORD, STEP_RECORD, judge, results, step_folder
 
+READING = "reading.md"    # beside a preset's runs: what its results say, written after reading them
 COLUMNS = ["run", "seeds", "test error", "train error", "angle to BP (°)", "epochs"]
 
 
@@ -90,6 +91,10 @@ def preset_blocks(preset: Preset, root: Path, budget: str) -> tuple[list[Block],
         notes = [f"`{v.claim.statement}`: {v.claim.note}" for v in verdicts if v.claim.note]
         if notes:
             blocks.append(Block("p", "How we read the paper: " + "; ".join(notes) + "."))
+    reading = root / READING
+    if reading.is_file():
+        blocks.append(Block("p", "What the results say: " + " ".join(
+            reading.read_text().split())))
     for step in finished:
         for name in preset.figures:
             path = step_folder(root, step) / name

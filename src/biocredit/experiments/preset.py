@@ -122,6 +122,21 @@ def one(*argv: str) -> tuple[Step, ...]:
     return (Step(tuple(argv)),)
 
 
+def cost(runs: int, epochs: int, cpu_seconds: float, gpu_seconds: float, note: str = "") -> str:
+    """The paper budget's cost in words: ``runs`` runs of up to ``epochs`` epochs at
+    ``cpu_seconds`` an epoch on 2 CPU cores (an AMD EPYC, measured or scaled from a measured
+    2x800 MNIST epoch of about 10 s) and ``gpu_seconds`` on one H100 (estimated: small MLPs
+    are bound by the per-step overhead there, about 1-2 ms a step)."""
+    cpu, gpu = runs * epochs * cpu_seconds, runs * epochs * gpu_seconds
+    return (f"{runs} runs × up to {epochs} epochs: about {duration(cpu)} on 2 CPU cores "
+            f"({cpu_seconds:g} s an epoch), about {duration(gpu)} on one H100 (estimated)"
+            + (f"; {note}" if note else ""))
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.0f} minutes" if seconds < 5400 else f"{seconds / 3600:.0f} hours"
+
+
 def settings_rows(preset: Preset) -> list[list[str]]:
     """Header and one row per setting: setting, our value, where it comes from."""
     return [["setting", "ours", "source"],

@@ -117,13 +117,22 @@ def convert(model: nn.Module, rule, *, taps: Sequence[str | type] | None = None,
     """
     from .. import rules  # rules build on layers; resolve names lazily
 
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"convert takes a torch.nn.Module to convert; got "
+                        f"{type(model).__name__} {_short(model)}")
     if isinstance(rule, str):
         rule = rules.create(rule)
+    elif not isinstance(rule, rules.Rule):
+        raise TypeError(f"convert takes a rule: a name ({', '.join(rules.available())}) or a "
+                        f"rule object (biocredit.rules.create(name)); got "
+                        f"{type(rule).__name__} {_short(rule)}")
     if unsupported not in ("error", "bp"):
         raise ValueError(f"unsupported must be 'error' or 'bp'; got {unsupported!r}")
     if getattr(model, "biocredit_conversion", None) is not None:
         raise ValueError("this model is already converted "
                          f"(for {model.biocredit_conversion.rule.name}); convert the plain model")
+    _check_materialised(model)
+    _check_weight_layers(model, rule)
     if skip is None:
         skip = model.input_layers() if hasattr(model, "input_layers") else ()
     new = copy.deepcopy(model)
@@ -145,6 +154,36 @@ def convert(model: nn.Module, rule, *, taps: Sequence[str | type] | None = None,
     rule.prepare(new, generator)
     new.register_load_state_dict_post_hook(_keep_feedback_on_load)
     return new
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_materialised(model: nn.Module) -> None:
+    """Refuse a model whose tensors are on the meta device: the rule's feedback is drawn
+    from (or shaped like) the weights now, and ``to_empty()`` would leave it uninitialised
+    memory that no layer's ``reset_parameters()`` draws again."""
+    meta = [name for name, t in (*model.named_parameters(), *model.named_buffers())
+            if t.is_meta]
+    if meta:
+        raise ValueError(
+            f"this {type(model).__name__} is on the meta device ({meta[0]} has no values): "
+            "biocredit.convert draws the rule's feedback now, and to_empty() would leave it "
+            "uninitialised. Materialise the model first, then convert it: "
+            "model.to_empty(device='cpu') and initialise its weights (each layer's "
+            "reset_parameters(), or load_state_dict)")
+
+
+def _check_weight_layers(model: nn.Module, rule) -> None:
+    """Refuse a model without any weight layer: the rule would train nothing, silently."""
+    if not any(feedback_version(m) is not None or isinstance(m, nn.MultiheadAttention)
+               or any(p.dim() >= 2 for p in m.parameters(recurse=False))
+               for m in model.modules()):
+        raise ValueError(f"this {type(model).__name__} has no weight layer (nn.Linear, "
+                         "nn.Conv1d, nn.Conv2d, nn.MultiheadAttention or any module with a "
+                         f"weight matrix): there is nothing for {rule.name} to train")
 
 
 def _check_patterns(model: nn.Module, patterns: Sequence[str], option: str) -> None:
@@ -260,13 +299,22 @@ def _place_taps(root, engine, conversion, taps) -> None:
         if isinstance(module, Tap) and module.enabled:
             module.engine = engine
             conversion.taps.append(name)
-    last = None
-    if taps is None and not conversion.taps and isinstance(root, nn.Sequential) and len(root):
-        taps, last = list(ACTIVATIONS), root[-1]   # not after the output itself
+    last = root[-1] if isinstance(root, nn.Sequential) and len(root) else None
+    if taps is None and not conversion.taps and last is not None:
+        taps = list(ACTIVATIONS)               # not after the output itself
     for name, module in root.named_modules():
-        if taps and module is not last and not isinstance(module, Tap) and any(
-                isinstance(module, t) if isinstance(t, type) else fnmatch.fnmatchcase(name, t)
-                for t in taps):
+        if not taps or isinstance(module, Tap):
+            continue
+        named = any(isinstance(t, str) and fnmatch.fnmatchcase(name, t) for t in taps)
+        if named or any(isinstance(t, type) and isinstance(module, t) for t in taps):
+            if module is last:
+                if not named:
+                    continue                   # a type of the hidden layers' activations
+                raise ValueError(
+                    f"taps: {name!r} is the last module of this nn.Sequential, its output: "
+                    f"a tap there would give the output layer a random projection of the "
+                    f"error instead of the error ({engine.rule.name} sends the error to "
+                    "taps after hidden layers); tap the hidden layers only")
             tap = Tap()
             tap.engine = engine
             module.register_forward_hook(_TapAfter(tap))
@@ -279,12 +327,17 @@ def _place_taps(root, engine, conversion, taps) -> None:
                          f"{type(root).__name__} has none: place biocredit.Tap() after each "
                          "hidden activation in its forward, or convert with taps=[names or "
                          "module types, e.g. nn.ReLU]")
+    for module in root.modules():      # (before engine.end: the root's own count first)
+        if not isinstance(module, Tap) and any(True for _ in module.parameters(recurse=False)):
+            module.register_forward_hook(engine.parameterised_output, prepend=True)
     root.register_forward_pre_hook(engine.begin)
     root.register_forward_hook(engine.end)
     if engine.rule.needs_preactivation:
         for module in root.modules():
             if feedback_version(module) is not None:
                 module.register_forward_hook(engine.weight_output)
+            elif isinstance(module, ACTIVATIONS):
+                module.register_forward_hook(engine.activation_output, prepend=True)
 
 
 class _TapAfter:

@@ -82,6 +82,9 @@ class DirectEngine:
         self._preactivation: torch.Tensor | None = None
         self._preactivation_version = 0
         self._layer: tuple[nn.Module, torch.Tensor] | None = None
+        self._activation: torch.Tensor | None = None   # the latest activation module's output
+        self._after_tap = 0         # modules with parameters run since the last tap
+        self._output_checked = False    # a layer with weights lies after the last tap
         # Which taps' outputs require grad (rules with local_input_grad), by tap index; a
         # tap past the end of the tuple does (the first forward: all of them).
         self._input_grad: tuple[bool, ...] = ()
@@ -93,11 +96,16 @@ class DirectEngine:
             return
         # A fresh record every time, so a forward that raised half-way leaves nothing behind.
         self._records = [] if not self.exact and torch.is_grad_enabled() else None
-        self._previous = self._preactivation = self._layer = None
-        self._frozen_taps = 0       # taps passed with nothing below them to learn
+        self._previous = self._preactivation = self._layer = self._activation = None
+        self._frozen_taps = 0
+        self._after_tap = 0       # taps passed with nothing below them to learn
 
     def tap(self, h, preactivation, activation, skip=False, elementwise=True):
         records = self._records
+        self._after_tap = 0
+        if activation is None and preactivation is None:
+            activation = self._activation   # a plain model's: its activation module's output
+        self._activation = None
         if records is None or not (h.requires_grad or self._probing):
             if records is not None:
                 self._frozen_taps += 1
@@ -131,6 +139,18 @@ class DirectEngine:
             self._preactivation = output
             self._preactivation_version = output._version
             self._layer = (module, args[0]) if args else None
+            self._activation = None
+
+    def activation_output(self, module, args, output) -> None:
+        """Forward hook of activation modules: remember the latest activation after ``a_l``
+        (a tap after pooling then knows the activation before it)."""
+        if self._records is not None and self._preactivation is not None:
+            self._activation = output
+
+    def parameterised_output(self, module, args, output) -> None:
+        """Forward hook of modules with parameters of their own: count them after the tap."""
+        if self._records is not None:
+            self._after_tap += 1
 
     def end(self, module, args, output):
         """Root forward hook: join the recorded taps to the output."""
@@ -147,10 +167,24 @@ class DirectEngine:
             raise RuntimeError(f"{self.rule.name}: the forward pass went through no tap, so no "
                                "hidden layer would learn; place biocredit.Tap() after each "
                                "hidden activation or convert with taps=[...]")
+        if not self._output_checked:
+            self.check_output_layer(output)
         self.materialise(records, output)
         if self.rule.local_input_grad:
             self._input_grad = tuple(self.rule.input_grad_needed(records))   # the next forward's
         return JoinFunction.apply(output, self, records, *self.rule.injection_points(records))
+
+    def check_output_layer(self, output: torch.Tensor) -> None:
+        """Refuse a tap with no layer with weights between it and the output (a tap after
+        the output layer): there the rule's random projection of ``e`` would replace ``e``
+        itself, and the output layer would learn from it."""
+        if not self._after_tap and not _reaches_parameter(output):
+            raise ValueError(
+                f"{self.rule.name}: no layer with weights lies between the last tap and the "
+                "model's output, so that tap sits after the output layer and the output "
+                "layer would learn from a random projection of the error instead of the "
+                "error; place taps after hidden layers only")
+        self._output_checked = True
 
     # -- state ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -183,6 +217,20 @@ class DirectEngine:
         elif shapes != self.shapes:
             raise RuntimeError(f"{self.rule.name}: this forward pass reached taps of shapes "
                                f"{shapes}; the feedback was drawn for {self.shapes}")
+
+
+def _reaches_parameter(output: torch.Tensor, limit: int = 10_000) -> bool:
+    """Whether ``output``'s autograd graph uses a parameter (or is too large to tell)."""
+    stack, seen = [output.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if len(seen) > limit or isinstance(getattr(node, "variable", None), nn.Parameter):
+            return True
+        stack.extend(link for link, _ in node.next_functions)
+    return False
 
 
 def engine_of(model: nn.Module) -> DirectEngine | None:

@@ -17,7 +17,7 @@ from .conv import ARCHITECTURES, builder
 from .init import INITS, initialize
 from .mlp import ACTIVATIONS, build_mlp
 from .network import INJECTION_POINTS, Block, Network
-from .user import build_user_model, is_user_spec
+from .user import build_user_model, check_user_file, is_user_spec
 
 _FAMILIES: dict[str, Callable[..., Network]] = {
     "mlp": build_mlp,
@@ -50,6 +50,7 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
                              "place biocredit.Tap() or use --taps")
         options = {k: v for k, v in options.items() if v not in (None, 0, 0.0, 1.0, "uniform")}
         return build_user_model(spec, input_shape, num_classes, **options)
+    check_user_file(spec)
     inject_at = options.pop("inject_at", None)
     family, *args = spec.split(":")
     if family not in _FAMILIES:

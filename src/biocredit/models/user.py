@@ -19,10 +19,21 @@ from torch import nn
 
 
 def is_user_spec(spec: str) -> bool:
-    """Whether ``spec`` names a user's builder (``FILE.py:FUNCTION``, ``pkg.mod:FUNCTION``)."""
+    """Whether ``spec`` names a user's builder (``FILE.py:FUNCTION``, ``pkg.mod:FUNCTION``;
+    a module's name is dotted identifiers, so ``mlp:1.5x800:tanh`` is not one)."""
     source, sep, function = spec.rpartition(":")
-    return bool(sep and function.isidentifier() and
-                (source.endswith(".py") or "/" in source or "." in source))
+    if not (sep and function.isidentifier()):
+        return False
+    return source.endswith(".py") or "/" in source or \
+        ("." in source and all(part.isidentifier() for part in source.split(".")))
+
+
+def check_user_file(spec: str) -> None:
+    """Refuse a model file named without the function that builds the model."""
+    if spec.endswith(".py") or (":" not in spec and "/" in spec):
+        raise ValueError(f"--model {spec}: name the function in it that builds the model, "
+                         f"as {spec}:FUNCTION (called with the input shape and the number of "
+                         "classes)")
 
 
 def build_user_model(spec: str, input_shape: Sequence[int], num_classes: int,
@@ -39,10 +50,12 @@ def build_user_model(spec: str, input_shape: Sequence[int], num_classes: int,
                  callable(getattr(module, n))]
         raise ValueError(f"{source} has no function {function!r}; it defines: "
                          f"{', '.join(names) or 'nothing callable'}")
-    model = builder(tuple(input_shape), num_classes)
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
-    check_outputs(model, spec, input_shape, num_classes)
+    from ..training.interrupt import at_once
+    with at_once():             # a signal while the user's code runs stops it now
+        model = builder(tuple(input_shape), num_classes)
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"{spec} returned a {type(model).__name__}, not a torch.nn.Module")
+        check_outputs(model, spec, input_shape, num_classes)
     return model
 
 

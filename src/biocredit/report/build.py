@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..training.folder import make_folder
+from ..training.folder import make_folder, missing_folders, remove_created
 from ..training.run import load_dataset, resolve_device
 from .colors import rule_color
 from .content import Content, Section
@@ -68,8 +70,48 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     records = [read_run(f) for f in folders]
     label_runs(records)
     out = Path(out_dir) if out_dir is not None else default_out_dir(folders)
+    created = missing_folders(out)
     make_folder(out)
+    # The whole set is made in a folder of its own inside ``out`` and moved into place only
+    # once complete (renames need no disk space): a failure (a full disk) leaves the
+    # previous report, or none, never half of one; and no folder it made for it.
+    done = False
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out))
+        try:
+            files = _write_report(records, run_dirs, out, stage, tsne_size=tsne_size,
+                                  seed=seed, units=units, device=device, title=title,
+                                  comparison=comparison)
+            done = True
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except OSError as err:      # name the file it was making, not its copy in the stage
+        named = _staged_name(err.filename, out)
+        if err.errno is None or named is None:
+            raise
+        raise type(err)(err.errno, err.strerror, str(named)) from None
+    finally:
+        if not done:
+            remove_created(out, created, False)
+    return files
 
+
+def _staged_name(filename, out: Path) -> Path | None:
+    """What a path in the report's stage folder stands for in ``out`` (the stage itself:
+    ``out``); ``None`` for any other path."""
+    if filename is None:
+        return None
+    path = Path(filename)
+    if path.parent == out and path.name.startswith(".report-"):
+        return out
+    if path.parent.parent == out and path.parent.name.startswith(".report-"):
+        return out / path.name
+    return None
+
+
+def _write_report(records, run_dirs, out: Path, stage: Path, *, tsne_size, seed,
+                  units, device, title, comparison) -> ReportFiles:
+    """:func:`write_report`'s work: every file made in ``stage``, then moved to ``out``."""
     notes: list[str] = []
     # Classifiers log the fraction misclassified (shown in %); autoencoders the mean squared
     # reconstruction error per pixel (shown as it is).
@@ -80,12 +122,12 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     if any(autoencoders) and not all(autoencoders):
         notes.append("Some runs are autoencoders: their errors are mean squared errors per "
                      "pixel, shown ×100 beside the others' percentages.")
-    sections = _curve_sections(records, out, scale, unit)
+    sections = _curve_sections(records, stage, scale, unit)
     if comparison is None and len(run_dirs) == 1:
         comparison = _seed_comparison(Path(run_dirs[0]))
     if comparison is not None and comparison.get("seeds"):
         sections.insert(0, _seeds_section(comparison, scale, unit))
-    sections += _network_sections(records, out, notes, tsne_size=tsne_size, seed=seed,
+    sections += _network_sections(records, stage, notes, tsne_size=tsne_size, seed=seed,
                                   units=units, device=device)
     recon = [r for r in records if (r.folder / RECONSTRUCTIONS).is_file()]
     if recon:
@@ -115,9 +157,15 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                       "angle per hidden layer (°)"],
         table_rows=[_table_row(r, scale) for r in records],
         sections=sections, notes=notes)
+    write_text(stage / "report.html", render_html(content, [rule_color(r.rule) for r in records]))
+    made = [image for s in sections for image in s.images if image.parent == stage]
+    for section in sections:            # as they will be: in out
+        section.images = [out / image.name if image.parent == stage else image
+                          for image in section.images]
+    write_text(stage / "report.md", render_markdown(content, out))
     markdown, html = out / "report.md", out / "report.html"
-    write_text(markdown, render_markdown(content, out))
-    write_text(html, render_html(content, [rule_color(r.rule) for r in records]))
+    for path in [*made, stage / "report.md", stage / "report.html"]:   # the documents last
+        os.replace(path, out / path.name)
     figures = [image for s in sections for image in s.images]
     table = markdown_table([content.table_header, *content.table_rows])
     return ReportFiles(markdown, html, figures, table)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..training.folder import check_state_digest
 from ..training.results import slug
 from ..training.run import RUN_ID_METADATA, RunConfig, build, load_dataset, read_json_file
 
@@ -196,6 +197,11 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
         net, _, _, _ = build(config, dataset, torch_device)
     try:
         state = torch.load(folder / "model.pt", map_location=torch_device, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{folder / 'model.pt'} cannot be loaded: it is truncated, corrupt "
+                         f"or not a model.pt ({type(err).__name__})") from None
+    check_state_digest(state, folder / "model.pt")
+    try:
         net.load_state_dict(state)
     except Exception as err:
         raise ValueError(f"{folder / 'model.pt'} cannot be loaded into the run's model: it "

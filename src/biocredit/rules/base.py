@@ -27,7 +27,7 @@ from torch import nn
 
 from ..layers import (LocallyConnected2d, TapRecord, conversion_of, convert, engine_of,
                       feedback_layers)
-from ..layers.feedback_init import initial_feedback, sparse_mask
+from ..layers.feedback_init import KINDS, initial_feedback, sparse_mask
 
 
 @dataclass
@@ -49,6 +49,8 @@ class Rule:
     learns_feedback: ClassVar[bool] = False   # changes its feedback after optimizer steps
     transports: ClassVar[str] = ""            # what of W its feedback is made from, if any
     option_types: ClassVar[dict[str, type]] = {}  # of options whose default is None
+    # option -> (whether a value is in range, the range in words); checked on creation
+    option_ranges: ClassVar[dict[str, tuple[Any, str]]] = {}
     compiles: ClassVar[bool] = True           # trains a torch.compile'd model
 
     def __init__(self, **options: Any):
@@ -60,6 +62,11 @@ class Rule:
         for key, value in options.items():
             check_option_type(self.name, key, value, self.defaults[key],
                               self.option_types.get(key))
+            if key in self.option_ranges and value is not None:
+                in_range, valid = self.option_ranges[key]
+                if not in_range(value):
+                    raise ValueError(f"rule {self.name!r}: option {key} must be {valid}; "
+                                     f"got {value!r}")
         self.options = {**self.defaults, **options}
 
     def check_compiles(self) -> None:
@@ -147,11 +154,20 @@ FEEDBACK_OPTIONS: dict[str, Any] = {
 }
 
 
+FEEDBACK_RANGES: dict[str, tuple[Any, str]] = {
+    "feedback_init": (lambda v: v in KINDS, "one of " + ", ".join(KINDS)),
+    "feedback_scale": (lambda v: v > 0, "> 0 (the spread of the random feedback)"),
+    "feedback_density": (lambda v: 0 < v <= 1,
+                         "in (0, 1] (the fraction of feedback connections kept)"),
+}
+
+
 class FeedbackRule(Rule):
     """A rule with feedback matrices, drawn as its options say."""
 
     defaults = FEEDBACK_OPTIONS
     option_types = {"feedback_scale": float}
+    option_ranges = FEEDBACK_RANGES
 
     def make_feedback(self, shape: tuple[int, ...], fan_in: int,
                       generator: torch.Generator | None, like: torch.Tensor):
@@ -250,6 +266,6 @@ def auxiliary_error(logits: torch.Tensor, target) -> torch.Tensor:
     return (torch.softmax(logits, dim=1) - onehot) / len(logits)
 
 
-__all__ = ["DirectFeedbackRule", "FEEDBACK_OPTIONS", "FeedbackRule", "LayerFeedbackRule",
+__all__ = ["DirectFeedbackRule", "FEEDBACK_OPTIONS", "FEEDBACK_RANGES", "FeedbackRule", "LayerFeedbackRule",
            "Rule", "StepResult", "auxiliary_error", "conversion_of", "fan_out",
            "learned_layers", "set_targets"]

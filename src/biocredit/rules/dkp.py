@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from .. import distributed
-from ..optimizers import make_optimizer
-from .base import FEEDBACK_OPTIONS, conversion_of
+from ..optimizers import OPTIMIZERS, make_optimizer
+from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES, conversion_of
 from .dfa import DirectFeedbackAlignment
 
 
@@ -29,6 +29,15 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     summary = "direct Kolen-Pollack: DFA whose feedback learns like a direct read-out"
     defaults = {**FEEDBACK_OPTIONS, "feedback_optimizer": "adam", "feedback_lr": 1e-3,
                 "feedback_momentum": 0.0, "feedback_decay": 1e-4, "feedback_lr_decay": 1.0}
+    option_ranges = {
+        **FEEDBACK_RANGES,
+        "feedback_optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
+        "feedback_lr": (lambda v: v >= 0, ">= 0 (the feedback's learning rate)"),
+        "feedback_momentum": (lambda v: 0 <= v < 1, "in [0, 1) (sgd and rmsprop's momentum)"),
+        "feedback_decay": (lambda v: v >= 0, ">= 0 (the feedback's weight decay)"),
+        "feedback_lr_decay": (lambda v: v >= 0,
+                              ">= 0 (the factor on feedback_lr after every epoch)"),
+    }
 
     def prepare(self, net, generator):
         net.register_state_dict_post_hook(_save_optimizer_state)

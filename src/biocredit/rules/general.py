@@ -28,10 +28,13 @@ import math
 
 import torch
 
-from .base import FEEDBACK_OPTIONS
+from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES
 from .dfa import DirectFeedbackAlignment
 
 SOURCES = ("direct", "above", "below", "above-dfa", "below-dfa")
+
+
+STRATEGIES = ("s1", "s2", "s3", "dfa")
 
 
 def strategy_sources(strategy: str, depth: int) -> list[tuple[str, ...]]:
@@ -72,8 +75,26 @@ class GeneralFeedback(DirectFeedbackAlignment):
     defaults = {**FEEDBACK_OPTIONS, "strategy": "s1", "sources": None, "weights": None,
                 "aux_errors": False}
     option_types = {"feedback_scale": float, "sources": str, "weights": dict}
+    option_ranges = {
+        **FEEDBACK_RANGES,
+        "strategy": (lambda v: v in STRATEGIES, "one of " + ", ".join(STRATEGIES)),
+        "weights": (lambda v: all(k in SOURCES and isinstance(w, (int, float))
+                                  and not isinstance(w, bool) and 0 < w < math.inf
+                                  for k, w in v.items()),
+                    f"an object of weights > 0 for the sources {', '.join(SOURCES)}, e.g. "
+                    '{"direct": 2, "above": 1}'),
+    }
     needs_preactivation = True
     compiles = False
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        text = self.options["sources"]
+        if text:        # all but the number of layers, which the model has to say
+            try:
+                parse_sources(text, text.count(";") + 1)
+            except ValueError as err:
+                raise ValueError(f"rule 'general': option sources: {err}") from None
 
     def layer_sources(self, depth: int) -> list[tuple[str, ...]]:
         if self.options["sources"]:

@@ -38,6 +38,15 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
                              "not defined for residual (SUM) blocks")
         if any(r.preactivation is None for r in records):
             raise ValueError("IFA needs a weight layer before every tap")
+        odd = [(i, r) for i, r in enumerate(records) if r.activation.shape != r.preactivation.shape]
+        if len(records) > 1 and odd:
+            i, r = odd[0]
+            raise ValueError(
+                f"IFA carries its signal forward from each layer's activation, and tap {i + 1} "
+                f"gets a tensor of shape {tuple(r.activation.shape[1:])} from a weight layer "
+                f"output of shape {tuple(r.preactivation.shape[1:])} with no activation module "
+                "(nn.Tanh, nn.ReLU, ...) between them to say where the activation is; place "
+                "the tap right after the activation, or call it as Tap()(h, activation=z)")
 
     def input_grad_needed(self, records):
         """A tap's output needs a graph only where the next layer takes something else than

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import FEEDBACK_OPTIONS, learned_layers
+from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES, learned_layers
 from .fa import FeedbackAlignment
 
 
@@ -23,6 +23,9 @@ class KolenPollack(FeedbackAlignment):
     name = "kp"
     summary = "Kolen-Pollack: feedback gets the forward weights' updates, both decay"
     defaults = {**FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0}
+    option_ranges = {**FEEDBACK_RANGES,
+                     "decay": (lambda v: 0 <= v < 1, "in [0, 1) (λ: B shrinks by 1 − λ a step)"),
+                     "epsilon": (lambda v: v >= 0, ">= 0 (ε: the share of ΔW that B gets)")}
 
     def prepare(self, net, generator):
         for layer in learned_layers(net):
@@ -34,6 +37,8 @@ class KolenPollack(FeedbackAlignment):
     @torch.no_grad()
     def after_load(self, net):
         layers = learned_layers(net)
+        if not layers:                  # every layer excluded: nothing learns its feedback
+            return
         torch._foreach_copy_([m.weight_before_step for m in layers],
                              [m.weight for m in layers])
 
@@ -41,6 +46,8 @@ class KolenPollack(FeedbackAlignment):
     def after_step(self, net):
         decay, epsilon = self.options["decay"], self.options["epsilon"]
         layers = learned_layers(net)
+        if not layers:                  # (torch's _foreach_ refuse an empty list)
+            return
         weights = [m.weight for m in layers]
         feedback = [m.feedback for m in layers]
         before = [m.weight_before_step for m in layers]

@@ -113,23 +113,57 @@ def remove_if_unused(folder: Path) -> None:
 _held: dict[str, list] = {}   # folder -> [file descriptor, depth] for the locks we hold
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists() or candidate.is_symlink():
+            break
+        missing.append(candidate)
+    return missing
+
+
+def remove_created(folder: Path, created: list[Path], lock_created: bool) -> None:
+    """After a command failed: remove the lock file it created in ``folder`` when it wrote
+    nothing there (no file of biocredit's beside a user's own), then the folders it created
+    (deepest first), each only if empty."""
+    try:
+        if lock_created and not any(is_ours(entry) for entry in folder.iterdir()
+                                    if entry.name != LOCK):
+            (folder / LOCK).unlink()
+        for candidate in created:
+            candidate.rmdir()                   # only an empty folder goes
+    except OSError:
+        pass
+
+
 @contextlib.contextmanager
 def locked(folder: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (its ``.lock`` file names the holder's PID).
-    Re-entrant within a process; another process gets a :class:`RunFolderError`."""
+    Re-entrant within a process; another process gets a :class:`RunFolderError`. When the
+    block fails before biocredit wrote a file there, the lock file and the folders made for
+    it go again (:func:`remove_created`): a failing command leaves nothing it created."""
     folder = Path(folder)
+    created = missing_folders(folder)
+    lock_created = not (folder / LOCK).exists()
     make_folder(folder)
     key = str(folder.resolve())
     if key in _held or fcntl is None:
+        outermost = key not in _held
         _held.setdefault(key, [None, 0])[1] += 1
         try:
             yield
-        finally:
+        except BaseException:
             _release(key)
+            if outermost:
+                remove_created(folder, created, lock_created and fcntl is not None)
+            raise
+        _release(key)
         return
     try:
         fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as err:
+        remove_created(folder, created, False)
         raise RunFolderError(f"cannot write to the run folder {folder}: "
                              f"{err.strerror or err}") from None
     try:
@@ -144,8 +178,12 @@ def locked(folder: str | os.PathLike) -> Iterator[None]:
     _held[key] = [fd, 1]
     try:
         yield
-    finally:
+    except BaseException:
+        if _held[key][1] == 1:                  # the outermost hold: clean up, then let go
+            remove_created(folder, created, lock_created)
         _release(key)
+        raise
+    _release(key)
 
 
 def _release(key: str) -> None:
@@ -196,3 +234,44 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(payload, dict) or "epoch" not in payload:
         raise RunFolderError(f"{path} is not a biocredit checkpoint (no epoch in it)")
     return payload
+
+
+# -- model.pt -------------------------------------------------------------------------------
+# model.pt stays a plain ``torch.save`` of a state dict (``torch.load`` reads it), so its
+# checksum cannot lead the bytes as the checkpoint's does: it is the same SHA-256, taken over
+# the state's names, dtypes, shapes and tensor bytes, and rides in the state dict's metadata.
+MODEL_DIGEST = "biocredit_sha256"
+
+
+def state_digest(state: dict) -> str:
+    """The SHA-256 (hex) of a state dict's contents: each entry's name, dtype, shape and
+    bytes, in name order (metadata aside)."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = state[key]
+        if not torch.is_tensor(value):
+            h.update(f"{key}\0{type(value).__name__}\0{value!r}\n".encode())
+            continue
+        flat = value.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"{key}\0{value.dtype}\0{tuple(value.shape)}\n".encode())
+        h.update(flat.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def add_state_digest(state: dict) -> None:
+    """Put :func:`state_digest` in ``state``'s metadata (``load_state_dict`` ignores it)."""
+    root = state._metadata.setdefault("", {})  # type: ignore[attr-defined]
+    root.pop(MODEL_DIGEST, None)
+    root[MODEL_DIGEST] = state_digest(state)
+
+
+def check_state_digest(state: dict, path: str | os.PathLike) -> None:
+    """A :class:`RunFolderError` naming ``path`` when the loaded ``state`` differs from the
+    checksum saved with it. A ``model.pt`` from before checksums (none in its metadata) is
+    let through: it was checked by format only, as it always was."""
+    root = (getattr(state, "_metadata", None) or {}).get("")
+    saved = root.get(MODEL_DIGEST) if isinstance(root, dict) else None
+    if saved is None:
+        return
+    if saved != state_digest(state):
+        raise RunFolderError(f"{path} is corrupt: its weights do not match their checksum")

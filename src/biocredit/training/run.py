@@ -27,9 +27,10 @@ from .. import data as datasets
 from .. import distributed, losses, models, rules
 from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics,
                        transport_report)
-from .folder import (CHECKPOINT, RunFolderError, load_checkpoint, locked, new_run_id,
-                     prepare, remove_if_unused, save_checkpoint)
-from .interrupt import RunInterrupted, check_stop
+from .folder import (CHECKPOINT, RunFolderError, add_state_digest, check_state_digest,
+                     load_checkpoint, locked, new_run_id, prepare, remove_if_unused,
+                     save_checkpoint)
+from .interrupt import RunInterrupted, at_once, check_stop
 from .loop import TrainingDiverged, check_shards, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .results import read_json, write_bytes_atomic, write_json, write_jsonl
@@ -100,11 +101,15 @@ class RunConfig:
         if self.log_every_steps < 0:
             raise ValueError("log_every_steps must be 0 (off) or a positive step count; got "
                              f"{self.log_every_steps}")
-        if not 0.0 <= self.stop_train_error < 1.0 or not self.adversarial >= 0.0:
+        if not 0.0 <= self.stop_train_error < 1.0 or not 0.0 <= self.adversarial < math.inf:
             raise ValueError("stop_train_error is a fraction in [0, 1) and adversarial an "
                              f"ε >= 0; got {self.stop_train_error} and {self.adversarial}")
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise ValueError(f"the learning rate must be positive and finite; got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum is in [0, 1); got {self.momentum}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay is >= 0 and finite; got {self.weight_decay}")
         if not 0 <= self.seed < 2 ** 32:
             raise ValueError(f"a seed is a whole number in [0, 2^32); got {self.seed}")
         if not self.divergence_factor >= 0:
@@ -197,6 +202,7 @@ def seeded_generator(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1000 + stream)
 
 
+@at_once()      # set-up: a signal stops it at once
 def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     """The model (seeded), the rule attached to it, the loss and the optimizer."""
     torch.manual_seed(config.seed)
@@ -233,6 +239,10 @@ def load_weights(net: torch.nn.Module, path: str) -> None:
             not all(isinstance(k, str) and torch.is_tensor(v) for k, v in saved.items()):
         raise ValueError(f"--init-from: {path} is not a model.pt (a state dict that torch.save "
                          "wrote); it is another kind of file, truncated or corrupt")
+    try:
+        check_state_digest(saved, path)
+    except RunFolderError as err:
+        raise ValueError(f"--init-from: {err}") from None
     state = net.state_dict()
     keys = conversion_of(net).plain_keys
     missing = sorted(k for k in keys if k not in saved)
@@ -264,6 +274,7 @@ def freeze(net: torch.nn.Module, patterns: list[str]) -> None:
                 p.requires_grad_(False)
 
 
+@at_once()      # set-up: a signal stops it at once
 def load_dataset(config: RunConfig, device: torch.device) -> datasets.Dataset:
     return datasets.load(config.data, data_dir=config.data_dir, device=device,
                          normalize=config.normalize, validation=config.validation,
@@ -352,7 +363,14 @@ def resume_state(config: RunConfig, out: Path) -> ResumeState | None:
         raise RunFolderError(f"--resume {out}: the run was made with other settings "
                              f"({', '.join(f'{k}: {saved[k]!r} there, {mine[k]!r} now' for k in changed[:3])}); "
                              "a resumed run may change only " + " and ".join(RESUMABLE_CHANGES))
-    if not (out / CHECKPOINT).is_file():
+    if not (out / CHECKPOINT).exists() and not (out / CHECKPOINT).is_symlink():
+        finished = epochs_recorded(out)
+        if finished:
+            raise RunFolderError(
+                f"--resume {out}: its checkpoint {out / CHECKPOINT} is missing, but the run "
+                f"finished {finished} epoch(s) (metrics.jsonl, summary.json); it cannot go on "
+                "without the checkpoint, and nothing was changed. Put the checkpoint back, or "
+                "start again with --overwrite")
         prepare(out, overwrite=True)        # stopped before its first epoch: start again
         return ResumeState(saved["run_id"], None)
     checkpoint = load_checkpoint(out / CHECKPOINT)
@@ -364,6 +382,25 @@ def resume_state(config: RunConfig, out: Path) -> ResumeState | None:
         raise RunFolderError(f"--resume {out}: the run has finished {checkpoint['epoch']} "
                              f"epochs already; --epochs must be at least that")
     return ResumeState(saved["run_id"], checkpoint)
+
+
+def epochs_recorded(out: Path) -> int:
+    """How many finished epochs ``metrics.jsonl`` and ``summary.json`` in ``out`` record (0
+    when neither says any; a file that cannot be read counts as saying none)."""
+    counts = [0]
+    try:
+        counts.append(sum(1 for line in (out / "metrics.jsonl").read_text().splitlines()
+                          if line.strip()))
+    except (OSError, UnicodeDecodeError):
+        pass
+    try:
+        summary = read_json(out / "summary.json")
+    except (OSError, ValueError, UnicodeDecodeError):
+        summary = None
+    if isinstance(summary, dict):
+        counts += [v for v in (summary.get("epochs_completed"), summary.get("resume_epoch"))
+                   if isinstance(v, int) and not isinstance(v, bool)]
+    return max(counts)
 
 
 def completed_summary(config: RunConfig, out: Path, state: ResumeState | None) -> dict | None:
@@ -427,6 +464,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
         initial_loss = checkpoint["initial_loss"]
     else:
         initial_loss = evaluate(net, probe_x, probe_y, loss_fn)[0]
+    saved = len(rows)           # the epochs the checkpoint on disk holds
     loss_bound = config.divergence_factor * max(initial_loss, 1.0) \
         if config.divergence_factor > 0 else math.inf
     steps_per_epoch = math.ceil(len(dataset.train_x) / config.batch_size)
@@ -502,6 +540,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
                     "run_id": run_id, "epoch": epoch, "model": net.state_dict(),
                     "optimizer": optimizer.state_dict(), "rng": rng,
                     "rows": rows, "step_rows": step_rows, "initial_loss": initial_loss})
+            saved = len(rows)
             row["overhead_seconds"] = time.perf_counter() - start - seconds  # with the checkpoint
             if writer:
                 write_jsonl(out / "metrics.jsonl", rows)
@@ -525,8 +564,10 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
         summary["message"] = f"{type(err).__name__}: {str(err).strip()[:500]}"
         raise
     finally:
-        summary.update(final_metrics(rows))
-        summary["resume_epoch"] = len(rows)
+        # Only what the checkpoint holds: an epoch whose checkpoint could not be written (a
+        # full disk) is not claimed, so the summary never names an epoch --resume lacks.
+        summary.update(final_metrics(rows[:saved]))
+        summary["resume_epoch"] = saved
         if writer:
             write_json(out / "summary.json", summary)
             if step_rows:
@@ -638,10 +679,12 @@ RUN_ID_METADATA = "biocredit_run_id"
 
 def save_model(net: torch.nn.Module, path: Path, run_id: str | None = None) -> None:
     """``model.pt``: the network's ``state_dict`` (feedback state included), atomically;
-    the run's id rides in the state dict's metadata (``load_state_dict`` ignores it)."""
+    the run's id and the SHA-256 of the weights (:func:`~.folder.state_digest`) ride in the
+    state dict's metadata (``load_state_dict`` ignores it)."""
     state = net.state_dict()
     if run_id is not None:
         state._metadata.setdefault("", {})[RUN_ID_METADATA] = run_id
+    add_state_digest(state)     # checked by load_weights and report's load_trained
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_bytes_atomic(path, buffer.getvalue())

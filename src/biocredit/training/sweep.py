@@ -26,7 +26,8 @@ import torch
 
 from ..tracebacks import user_code
 from .folder import RunFolderError
-from .interrupt import RunInterrupted, pending_stop, request_stop, stop_on_signals
+from .interrupt import (Interrupted, RunInterrupted, pending_stop, request_stop,
+                        stop_on_signals)
 from .loop import TrainingDiverged
 from .results import read_json
 from .run import RunConfig, load_dataset, resolve_device, run
@@ -102,6 +103,8 @@ def _serial(tasks, run_here, on_done, reraise) -> Sweep:
             outcome = Outcome(task, *_ended(lambda: run_here(task), task.folder, reraise))
         except RunInterrupted as err:
             return Sweep(outcomes, err)
+        except Interrupted as err:      # at once, in the run's set-up: the others are kept
+            return Sweep(outcomes, RunInterrupted(err.signum))
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)

@@ -4,7 +4,7 @@ saturated linearity; the linear theory. The conv nets are CIFAR's (not installed
 from __future__ import annotations
 
 from ..claims import Claim
-from ..preset import SHORT_IMAGES, Preset, Setting, Step
+from ..preset import SHORT_IMAGES, Preset, Setting, Step, cost
 
 SOURCE = "amit"
 RESULTS = "Amit 2019, Results"
@@ -78,7 +78,8 @@ PRESETS = [
             Setting("step size", "0.5", choice="the paper integrates differential equations; "
                     "0.5 is a stable Euler step for X = I")),
            short=("--epochs", "60", "--seeds", "2"), smoke=("--epochs", "20"),
-           figures=("errors.png", "feedback-correlation.png")),
+           figures=("errors.png", "feedback-correlation.png"),
+           cost=cost(15, 1000, 0.1, 0.05)),
     Preset("amit-mlp", "BP, FRFB, URFB, KP, sign symmetry with Amit's hinge loss, saturated "
                        "units, dense and with 50% connectivity (our MLP extension)",
            (Step(("compare", "--model", "mlp:3x800:hardtanh", *HINGE_RULES[2:], "--optimizer",

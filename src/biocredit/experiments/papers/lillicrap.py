@@ -4,7 +4,7 @@ methods, so most settings are our choices, each stated)."""
 from __future__ import annotations
 
 from ..claims import Claim
-from ..preset import SHORT_IMAGES, Preset, Setting, Step, one
+from ..preset import SHORT_IMAGES, Preset, Setting, Step, cost, one
 
 SOURCE = "lillicrap"
 FIG1 = "Lillicrap 2016, Fig. 1"
@@ -79,7 +79,8 @@ PRESETS = [
                        "shallow learning")),
            SOURCE, (*LINEAR_SETTINGS,
                     Setting("seeds", "10", choice=f"{NO_METHODS}; the teacher task is cheap")),
-           short=("--epochs", "20", "--seeds", "2"), figures=("errors.png", "alignment.png")),
+           short=("--epochs", "20", "--seeds", "2"), figures=("errors.png", "alignment.png"),
+           cost=cost(40, 100, 0.3, 0.5)),
     Preset("lillicrap-small-weights",
            "FA on the linear teacher from W0, W ~ U(−ω, ω) for the paper's 9 values of ω: the "
            "hidden update's angle to backprop's and to pseudo-backprop's",
@@ -99,7 +100,8 @@ PRESETS = [
                     LINEAR_SETTINGS[4],
                     Setting("seeds", "3 per ω", choice="the paper shows a single run per ω; "
                             "3 seeds give the claims a margin")),
-           short=("--epochs", "20", "--seeds", "1"), figures=("errors.png",)),
+           short=("--epochs", "20", "--seeds", "1"), figures=("errors.png",),
+           cost=cost(27, 100, 0.3, 0.5)),
     Preset("lillicrap-mnist", "784-1000-10 logistic net on MNIST: shallow, BP and FA",
            one("compare", "--rules", "shallow,bp,fa", "--model", "mlp:1x1000:logistic",
                "--loss", "bce", "--optimizer", "sgd", "--lr", "0.1", "--batch-size", "64",
@@ -115,7 +117,8 @@ PRESETS = [
                        "BP's, 'as quickly' as its test error averaged over the epochs within a "
                        "point"),
             Claim("fa.mean_angle_deg < 90", MNIST, "Lillicrap 2016, Fig. 2b")),
-           SOURCE, MNIST_SETTINGS, short=(*SHORT_IMAGES, "--epochs", "5")),
+           SOURCE, MNIST_SETTINGS, short=(*SHORT_IMAGES, "--epochs", "5"),
+           cost=cost(9, 50, 8, 1.5)),
     Preset("lillicrap-nonlinear",
            "nonlinear function approximation: a 3-layer net (shallow, BP, FA) and a 4-layer "
            "net (BP, FA), averaged over 20 trials",
@@ -137,5 +140,6 @@ PRESETS = [
             Setting("optimizer", "plain SGD, learning rate 0.01, batches of 10",
                     choice=f"{NO_METHODS}"),
             Setting("epochs", "50", choice=f"{NO_METHODS}; every rule has flattened by then")),
-           short=("--epochs", "10", "--seeds", "3")),
+           short=("--epochs", "10", "--seeds", "3"),
+           cost=cost(100, 50, 0.5, 0.5)),
 ]

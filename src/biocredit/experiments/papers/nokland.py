@@ -4,7 +4,7 @@ Table 1's numbers are lost in our copy; the abstract's 1.45 % and the IFA run's 
 from __future__ import annotations
 
 from ..claims import Claim
-from ..preset import SHORT_IMAGES, Preset, Setting, Step, one
+from ..preset import SHORT_IMAGES, Preset, Setting, Step, cost, one
 
 SOURCE = "nokland"
 RESULTS = "Nøkland 2016, Results"
@@ -117,7 +117,8 @@ PRESETS = [
     Preset("nokland-7x240", "Table 1, 7x240 tanh: BP (uniform init) and FA, DFA (zero init)",
            steps("mlp:7x240:tanh"), TABLE1,
            (similar("uniform.bp", "zero.fa", "zero.dfa"), DESCENT_CLAIM), SOURCE,
-           COMMON_SETTINGS, short=SHORT),
+           COMMON_SETTINGS, short=SHORT,
+           cost=cost(9, 300, 10, 1.5, "a run stops earlier at 0.01 % train error")),
     Preset("nokland-100x240", "Table 1, 100x240 tanh: only DFA trains from the simple init",
            steps("mlp:100x240:tanh"), TABLE1,
            (Claim("zero.dfa.train_error < min(uniform.bp.train_error, zero.fa.train_error) "
@@ -125,8 +126,7 @@ PRESETS = [
                   note="'only DFA trains' read as DFA's train error at least 10 points below "
                        "BP's and FA's"),),
            SOURCE, COMMON_SETTINGS, short=(*SHORT, "--epochs", "2"),
-           cost="9 runs of a 100x240 net for up to 300 epochs (BP and FA, which do not train, "
-                "run all 300): about 50 s an epoch here"),
+           cost=cost(9, 300, 50, 3, "BP and FA, which do not train, run all 300")),
     Preset("nokland-depth", "Table 1, 1x800 to 4x800 tanh: BP, FA, DFA at every depth, and "
                             "the 2x800 net at a third of the learning rate",
            (*(s for depth in (1, 2, 3, 4) for s in named(f"d{depth}",
@@ -142,14 +142,16 @@ PRESETS = [
                   note="'equally good' read as DFA's train error within 0.1 point of the "
                        "worse of BP and FA"),
             similar("lr1e_4_uniform.bp", "lr1e_4_zero.fa", "lr1e_4_zero.dfa")),
-           SOURCE, COMMON_SETTINGS, short=SHORT),
+           SOURCE, COMMON_SETTINGS, short=SHORT,
+           cost=cost(45, 300, 10, 1.5, "a run stops earlier at 0.01 % train error")),
     Preset("nokland-activations", "Table 1, 2x800 logistic and 2x800 ReLU: BP, FA, DFA",
            (*named("logistic", steps("mlp:2x800:logistic")),
             *named("relu", steps("mlp:2x800:relu", relu=True))),
            f"{TABLE1}; ReLU nets start from a uniform init",
            (similar("logistic_uniform.bp", "logistic_zero.fa", "logistic_zero.dfa"),
             similar("relu_uniform.bp", "relu_uniform.fa", "relu_uniform.dfa")),
-           SOURCE, COMMON_SETTINGS, short=SHORT),
+           SOURCE, COMMON_SETTINGS, short=SHORT,
+           cost=cost(18, 300, 10, 1.5, "a run stops earlier at 0.01 % train error")),
     Preset("nokland-regularized",
            "Table 1, 2x800 tanh plain, with dropout and with adversarial training: BP, FA, DFA",
            (*named("plain", steps("mlp:2x800:tanh")),
@@ -169,7 +171,8 @@ PRESETS = [
                     Setting("adversarial ε", "0.1 (fast gradient sign)",
                             choice="ε is lost in our copy; 0.1 on [0, 1] pixels is Goodfellow "
                                    "et al.'s MNIST value")),
-           short=SHORT),
+           short=SHORT,
+           cost=cost(27, 300, 12, 1.5, "a run stops earlier at 0.01 % train error; adversarial runs take two passes a step")),
     Preset("nokland-3x50", "3x50 tanh: first layer frozen at random while BP trains the rest "
                            "for 50 epochs, then unfrozen and trained with BP, and again with "
                            "DFA in the unfrozen layer only (BP above it)",
@@ -202,7 +205,8 @@ PRESETS = [
                             "trains it, BP the layers above", "The last step was repeated, "
                             "but this time the unfreezed layer was trained with DFA.")),
            short=(*SHORT_IMAGES, "--epochs", "10", "--seeds", "3"), smoke=("--seeds", "3"),
-           figures=("errors.png",)),
+           figures=("errors.png",),
+           cost=cost(9, 300, 3, 1.2, "the unfrozen runs stop at 0.01 % train error")),
     Preset("nokland-conv", "the CIFAR-10 conv net with the error injected after max-pooling: "
                            "BP, FA, DFA",
            one("compare", "--rules", "bp,fa,dfa", "--model", "nokland-conv", "--inject-at",
@@ -236,7 +240,8 @@ PRESETS = [
            SOURCE, (*COMMON_SETTINGS[:6],
                     Setting("initialisation", "uniform ±1/√fan_in", IFA),
                     COMMON_SETTINGS[-1]),
-           short=(*SHORT_IMAGES, "--epochs", "5"), figures=("errors.png",)),
+           short=(*SHORT_IMAGES, "--epochs", "5"), figures=("errors.png",),
+           cost=cost(3, 300, 4, 1.5, "stops at 0.01 % train error")),
     Preset("nokland-tsne", "BP, FA, DFA on mlp:3x400:tanh with the report (t-SNE per layer)",
            one("compare", "--rules", "bp,fa,dfa", "--model", "mlp:3x400:tanh", "--init",
                "uniform", *nokland_run(tsne=True)),
@@ -246,5 +251,6 @@ PRESETS = [
                             choice="the figure's initialisation is not stated"),
                     COMMON_SETTINGS[-1]),
            short=SHORT,
-           figures=("errors.png", "tsne-bp.png", "tsne-fa.png", "tsne-dfa.png")),
+           figures=("errors.png", "tsne-bp.png", "tsne-fa.png", "tsne-dfa.png"),
+           cost=cost(9, 300, 8, 1.5, "a run stops earlier at 0.01 % train error")),
 ]
