@@ -516,3 +516,9 @@ def test_real_debian_fashion_mnist(monkeypatch):
     assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
     assert ds.train_y.bincount().tolist() == [6000] * 10
     assert abs(ds.train_x.mean().item() - 0.2860) < 1e-3
+
+
+@pytest.mark.parametrize("name", ["digits", "synthetic", "amit-linear"])
+def test_a_data_dir_for_a_built_in_set_is_an_error_not_ignored(name, tmp_path):
+    with pytest.raises(ValueError, match=f"{name} is built in .*--data-dir .* does not apply"):
+        load(name, data_dir=tmp_path)

@@ -28,6 +28,10 @@ LOADERS: dict[str, Callable[..., Raw]] = {
     "amit-linear": functools.partial(load_teacher_raw, "amit-linear"),
 }
 
+# Made in memory (scikit-learn's digits, seeded draws): a data folder never applies.
+BUILT_IN = frozenset({"digits", "synthetic", "linear-teacher", "nonlinear-teacher",
+                      "amit-linear"})
+
 
 def available() -> list[str]:
     """Names :func:`load` accepts, sorted."""
@@ -64,6 +68,9 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None,
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(available())}")
     check_normalize(normalize)
     check_validation(validation)
+    if data_dir is not None and key in BUILT_IN:
+        raise ValueError(f"{key} is built in (no files to read); --data-dir {data_dir} does "
+                         "not apply to it")
     raw = subset(LOADERS[key](data_dir=data_dir, download=download), train_size, test_size)
     return build(key, raw, normalize=normalize, validation=validation, split_seed=split_seed,
                  device=device)

@@ -155,6 +155,10 @@ def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
                    "teacher tasks' are normalised squared errors. Each preset's settings "
                    "table traces every value to the paper's sentence or to our stated choice."),
         Block("table", rows=summary)]
+    if " --data " in f" {command} ":
+        other = command.split(" --data ", 1)[1].split()[0]
+        intro.insert(2, Block("p", f"**These verdicts are on {other}, not on the papers' data "
+                                   "sets** (`--data` overrides every preset's)."))
     if len(extensions) > 1:
         intro += [Block("p", "Our own extensions (their claims are our expectations, not the "
                              "papers', and are not counted above):"),
