@@ -35,6 +35,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..training.seeds import paired_t
+
 AREAS = {"test_error_area": "test_error", "train_error_area": "train_error"}
 FIRST = {"first_train_error": "train_error"}
 METRICS = ("test_error", "train_error", "val_error", "min_test_error", "mean_angle_deg",
@@ -197,8 +199,10 @@ class _Judge:
         if len(d) == 1:
             self.margins.append(f"{label} = {_num(d[0])} (one seed: no margin)")
             return side(d[0], 0)
-        mean, se = statistics.fmean(d), statistics.stdev(d) / math.sqrt(len(d))
-        self.margins.append(f"{label} = {_num(mean)} ± {_num(se)} (se, {len(d)} seeds)")
+        test = paired_t(d)          # the statistics compare --seeds prints
+        mean, se = test["mean"], test["se"]
+        self.margins.append(f"{label} = {_num(mean)} ± {_num(se)} (se, {len(d)} seeds; "
+                            f"paired t p = {test['p']:.2g})")
         return side(statistic(mean, se), 0)
 
     def near(self, node: ast.Call) -> bool:
