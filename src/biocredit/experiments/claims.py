@@ -202,7 +202,7 @@ class _Judge:
         test = paired_t(d)          # the statistics compare --seeds prints
         mean, se = test["mean"], test["se"]
         self.margins.append(f"{label} = {_num(mean)} ± {_num(se)} (se, {len(d)} seeds; "
-                            f"paired t p = {test['p']:.2g})")
+                            f"paired t p {_p(test['p'])})")
         return side(statistic(mean, se), 0)
 
     def near(self, node: ast.Call) -> bool:
@@ -223,6 +223,10 @@ class _Judge:
         self.margins.append(f"mean {label} − {paper:g} = {_num(mean - paper)}, "
                             f"{'within' if holds else 'beyond'} ±{_num(within)}")
         return holds
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
 
 
 def evaluate(claim: Claim, results: dict[str, list[dict]]) -> Verdict:
