@@ -77,7 +77,7 @@ def test_seeds_pair_by_position_and_arithmetic_acts_seed_by_seed():
     chained = Claim("bp.test_error < dfa.test_error < fa.test_error + 1", "q", "s")
     verdict = evaluate(chained, {"bp": seeds(0.1, 0.2), "dfa": seeds(0.2, 0.3),
                                  "fa": seeds(0.1, 0.1)})
-    assert verdict.status == "holds" and verdict.margin.count("(se, 2 seeds)") == 2
+    assert verdict.status == "holds" and verdict.margin.count("(se, 2 seeds;") == 2
     assert "dfa.test_error − (fa.test_error + 1) = −0.8500 ± 0.0500" in verdict.margin
 
 
