@@ -411,3 +411,28 @@ def test_validation_is_a_fraction_or_a_whole_count_never_both(tmp_path, capsys, 
     assert code == 2 and not (tmp_path / "run").exists()
     assert f"'{text}' is neither a fraction in [0, 1) (e.g. 0.1) nor a count of examples, " \
            f"which is a whole number written without a point{count}" in capsys.readouterr().err
+
+
+def test_a_forward_that_skips_its_taps_is_an_error_of_the_model_not_an_internal_one(tmp_path,
+                                                                                    capsys):
+    """biocredit's refusals of a model's structure inside its forward (here: no tap reached
+    in training) end as one-line errors (exit 2), not "internal error … please report it"."""
+    (tmp_path / "mine.py").write_text(
+        "import torch\nfrom torch import nn\nimport biocredit\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, n):\n"
+        "        super().__init__()\n"
+        "        self.a = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Tanh())\n"
+        "        self.t, self.b = biocredit.Tap(), nn.Linear(8, n)\n\n"
+        "    def example_input(self):\n"
+        "        return torch.zeros(1, 1, 8, 8)\n\n"
+        "    def forward(self, x):\n"
+        "        h = self.a(x)\n"
+        "        return self.b(h if self.training else self.t(h))\n\n"
+        "def build(input_shape, num_classes):\n"
+        "    return Net(num_classes)\n")
+    code = main(["train", "--model", f"{tmp_path / 'mine.py'}:build", "--rule", "dfa",
+                 "--data", "digits", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("biocredit: error: dfa: the forward pass went through "
+                                        "no tap") and err.count("\n") == 1

@@ -5,10 +5,16 @@ import pytest
 import torch
 from torch import nn
 
+import biocredit
 import biocredit.losses as L
 import biocredit.models as M
 import biocredit.rules as R
 from biocredit.layers import FeedbackConv2d, LocallyConnected2d
+
+
+def tap_shapes(model):
+    """Per-example shapes of the points where a direct rule's signals enter ``model``."""
+    return biocredit.convert(model, "dfa").biocredit_conversion.engine.shapes
 
 
 def grads(out_fn, tensors, g):
@@ -77,9 +83,9 @@ def test_every_rule_trains_every_conv_model(model, rule):
     r = R.create(rule)
     if rule == "ifa" and model.removesuffix("-untied") in RESIDUAL_MODELS:
         with pytest.raises(ValueError, match="residual"):
-            r.attach(net0)
+            r.convert(net0)
         return
-    net = r.attach(net0, generator=torch.Generator().manual_seed(1))
+    net = r.convert(net0, generator=torch.Generator().manual_seed(1))
     x, y = torch.randn(3, 1, 28, 28), torch.randint(0, 10, (3,))
     r.backward(net, x, y, L.create("ce"))
     for name, p in net.named_parameters():
@@ -103,7 +109,7 @@ def test_untied_models_for_rules(model, rule):
 
 def test_general_rule_on_a_pooling_model_says_why_not():
     with pytest.raises(ValueError, match="element-wise"):
-        R.create("general").attach(M.create("lenet", (1, 28, 28), 10))
+        R.create("general").convert(M.create("lenet", (1, 28, 28), 10))
 
 
 def lenet_step(rule_name, seed, **model_options):
@@ -111,7 +117,7 @@ def lenet_step(rule_name, seed, **model_options):
     torch.manual_seed(seed)
     net0 = M.create("lenet", (1, 12, 12), 4, **model_options).double()
     rule = R.create(rule_name)
-    net = rule.attach(net0, generator=torch.Generator().manual_seed(seed + 1))
+    net = rule.convert(net0, generator=torch.Generator().manual_seed(seed + 1))
     x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
     rule.backward(net, x, y, L.create("ce"))
     return net, x, y
@@ -179,7 +185,7 @@ def test_injection_before_pooling_uses_the_activation():
     pooling): B_l has one column per activation unit and the kernel gradient is that of the
     unpooled block-local function."""
     net, x, y = lenet_step("dfa", seed=3, inject_at="activation")
-    assert net.hidden_shapes() == [(6, 12, 12), (16, 6, 6), (120,), (84,)]
+    assert net.biocredit_conversion.engine.shapes == [(6, 12, 12), (16, 6, 6), (120,), (84,)]
     F = torch.nn.functional
     conv1, conv2 = net.blocks[0].layer, net.blocks[1].layer
     h1 = F.max_pool2d(torch.tanh(F.conv2d(x, conv1.weight, conv1.bias, padding=2)), 2)
@@ -195,10 +201,10 @@ def test_injection_before_pooling_uses_the_activation():
 def test_dkp_convnet_is_the_authors_net_and_injects_before_pooling():
     net = M.create("dkp-convnet", (3, 32, 32), 10)
     assert net.inject_at == "activation"
-    assert net.hidden_shapes() == [(32, 30, 30), (32, 28, 28), (128,)]
+    assert tap_shapes(net) == [(32, 30, 30), (32, 28, 28), (128,)]
     assert net.blocks[2].layer.in_features == 32 * 14 * 14
     assert [type(m) for m in net.blocks[1].post] == [nn.BatchNorm2d, nn.ReLU]
-    assert M.create("dkp-convnet", (1, 28, 28), 10, inject_at="output").hidden_shapes() == \
+    assert tap_shapes(M.create("dkp-convnet", (1, 28, 28), 10, inject_at="output")) == \
         [(32, 26, 26), (32, 12, 12), (128,)]
     with pytest.raises(ValueError, match="activation"):
         M.create("lenet", (1, 28, 28), 10, inject_at="pool")
@@ -217,7 +223,7 @@ def test_amit_maxpool_pads_with_zeros_and_dropout_convention():
     after = net.blocks[0].after
     assert isinstance(after[0], nn.ZeroPad2d) and after[1].kernel_size == 3 and after[1].stride == 2
     assert after[2].p == 0.8          # "drop .8" drops 80% of the units
-    assert net.hidden_shapes() == [(32, 14, 14), (500,)]
+    assert tap_shapes(net) == [(32, 14, 14), (500,)]
 
 
 def test_models_command_lists_parameter_counts(capsys):

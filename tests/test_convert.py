@@ -381,7 +381,7 @@ def test_transport_report_of_an_mlp_under_every_rule():
     torch.manual_seed(0)
     net = biocredit.models.create("mlp:2x6:tanh", (1, 2, 2), 3)
     for name in R.available():
-        report = biocredit.transport_report(R.create(name).attach(net))
+        report = biocredit.transport_report(R.create(name).convert(net))
         if name == "shallow":   # by definition no signal reaches the hidden layers
             assert report.unreached == [f"blocks.{i}.layer.{k}" for i in (0, 1)
                                         for k in ("weight", "bias")]
@@ -644,3 +644,19 @@ def test_a_model_without_a_weight_layer_is_refused(rule):
     for model in (nn.Sequential(nn.ReLU(), nn.Tanh()), nn.Sequential(nn.LayerNorm(4), nn.Tanh())):
         with pytest.raises(ValueError, match=f"no weight layer.*nothing for {rule} to train"):
             biocredit.convert(model, rule)
+
+
+@pytest.mark.parametrize("rule", ["kp", "urfb"])
+def test_a_learned_feedback_rule_with_every_layer_excluded_trains_as_bp(rule):
+    """Found by the widened fuzz test (issue 27): KP and URFB with exclude=["*"] crashed in
+    their feedback step ("Tensor list must have at least one tensor")."""
+    model, x, y, _ = build("mlp")
+    net = biocredit.convert(model, rule, exclude=["*"])
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    biocredit.hook_optimizer(net, opt)
+    expected = autograd_grads(model, x, y)
+    got = autograd_grads(net, x, y)
+    opt.step()
+    net.load_state_dict(net.state_dict())
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key]), key

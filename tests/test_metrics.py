@@ -158,7 +158,7 @@ def test_probe_metrics_for_bp_match_numpy(small_mlp, batch):
     with torch.no_grad():
         small_mlp.blocks[0].layer.weight.mul_(6.0)  # push some units into saturation
     rule = R.create("bp")
-    net = rule.attach(small_mlp)
+    net = rule.convert(small_mlp)
     net.train()
     m = probe_metrics(net, rule, x, y, L.create("ce"))
     pre, grads = numpy_bp(net, x, y)
@@ -173,7 +173,7 @@ def test_probe_metrics_for_bp_match_numpy(small_mlp, batch):
 def test_probe_angles_are_0_with_tied_and_180_with_negated_feedback(small_mlp, batch):
     x, y = batch
     rule = R.create("fa")
-    net = rule.attach(small_mlp)
+    net = rule.convert(small_mlp)
     loss_fn = L.create("ce")
     _, grads = numpy_bp(net, x, y)
     for sign, angle in ((1.0, 0.0), (-1.0, 180.0)):
@@ -194,7 +194,7 @@ def test_probe_angle_is_90_degrees_for_orthogonal_feedback():
         for layer in model.weight_layers():
             layer.weight.mul_(0.1)
     rule = R.create("fa")
-    net = rule.attach(model)
+    net = rule.convert(model)
     x = torch.randn(1, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     y = torch.tensor([2])
     W1, b1 = (p.detach().numpy() for p in (net.blocks[0].layer.weight, net.blocks[0].layer.bias))
@@ -217,7 +217,7 @@ def test_probe_angle_is_90_degrees_for_orthogonal_feedback():
 def test_probe_angles_equal_update_alignment(name, small_mlp, batch):
     x, y = batch
     rule = R.create(name)
-    net = rule.attach(small_mlp)
+    net = rule.convert(small_mlp)
     loss_fn = L.create("ce")
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
     for _ in range(3):
@@ -236,7 +236,7 @@ def test_probe_angles_equal_update_alignment(name, small_mlp, batch):
 
 def test_train_epoch_calls_on_step_with_the_running_mean_loss():
     torch.manual_seed(0)
-    net = R.create("dfa").attach(M.create("mlp:1x8:tanh", input_shape=(5,), num_classes=3))
+    net = R.create("dfa").convert(M.create("mlp:1x8:tanh", input_shape=(5,), num_classes=3))
     rule, loss_fn = R.create("dfa"), L.create("ce")
     g = torch.Generator().manual_seed(7)
     x, y = torch.randn(10, 5, generator=g), torch.randint(0, 3, (10,), generator=g)

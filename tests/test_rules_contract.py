@@ -13,8 +13,8 @@ RULES = R.available()
 NO_FEEDBACK = ("bp", "shallow", "node-perturbation")
 
 
-def attach(name, net, seed=1, **options):
-    return R.create(name, **options).attach(net, generator=torch.Generator().manual_seed(seed))
+def converted(name, net, seed=1, **options):
+    return R.create(name, **options).convert(net, generator=torch.Generator().manual_seed(seed))
 
 
 def grads(net):
@@ -23,7 +23,7 @@ def grads(net):
 
 @pytest.mark.parametrize("name", RULES)
 def test_every_trainable_parameter_gets_a_finite_gradient(name, small_mlp, batch):
-    net = attach(name, small_mlp)
+    net = converted(name, small_mlp)
     R.create(name).backward(net, *batch, L.create("ce"))
     for key, p in net.named_parameters():
         if name == "shallow" and not key.startswith("head."):
@@ -38,7 +38,7 @@ def test_every_trainable_parameter_gets_a_finite_gradient(name, small_mlp, batch
 def test_feedback_state_is_buffers_without_gradients(name, small_mlp, batch):
     """Feedback never gets an autograd gradient; a rule that learns it (DKP) may hand it one
     for its own optimizer, which it clears in ``after_step``."""
-    net = attach(name, small_mlp)
+    net = converted(name, small_mlp)
     rule = R.create(name)
     rule.backward(net, *batch, L.create("ce"))
     rule.after_step(net)
@@ -53,8 +53,8 @@ def test_feedback_state_is_buffers_without_gradients(name, small_mlp, batch):
 
 @pytest.mark.parametrize("name", RULES)
 def test_state_dict_round_trips_the_feedback(name, small_mlp, batch):
-    a = attach(name, small_mlp, seed=1)
-    b = attach(name, small_mlp, seed=2)
+    a = converted(name, small_mlp, seed=1)
+    b = converted(name, small_mlp, seed=2)
     b.load_state_dict(a.state_dict())
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key]), key
@@ -69,7 +69,7 @@ def test_state_dict_round_trips_the_feedback(name, small_mlp, batch):
 def test_same_seed_same_result_and_different_seed_different_feedback(name, small_mlp, batch):
     runs = []
     for seed in (3, 3, 4):
-        net = attach(name, small_mlp, seed=seed)
+        net = converted(name, small_mlp, seed=seed)
         R.create(name).backward(net, *batch, L.create("ce"))
         runs.append(grads(net))
     for key in runs[0]:
@@ -80,10 +80,10 @@ def test_same_seed_same_result_and_different_seed_different_feedback(name, small
 
 
 @pytest.mark.parametrize("name", RULES)
-def test_attach_never_mutates_the_callers_model(name, small_mlp, batch):
+def test_convert_never_mutates_the_callers_model(name, small_mlp, batch):
     before = {k: v.clone() for k, v in small_mlp.state_dict().items()}
     types = [type(m) for m in small_mlp.modules()]
-    net = attach(name, small_mlp)
+    net = converted(name, small_mlp)
     R.create(name).backward(net, *batch, L.create("ce"))
     torch.optim.SGD(net.parameters(), lr=0.5).step()
     assert [type(m) for m in small_mlp.modules()] == types
@@ -96,17 +96,17 @@ def test_attach_never_mutates_the_callers_model(name, small_mlp, batch):
 def test_rule_trains_with_any_optimizer(name, small_mlp, batch):
     """Forty Adam steps fit one small batch: the gradients point downhill. Shallow learning
     fits it with the output layer alone, on fixed random features: more slowly."""
-    net = attach(name, small_mlp)
+    net = converted(name, small_mlp)
     rule, loss_fn = R.create(name), L.create("ce")
     opt = torch.optim.Adam(net.parameters(), lr=0.05)
     first = None
     for _ in range(40):
         opt.zero_grad()
-        result = rule.backward(net, *batch, loss_fn)
+        loss = rule.backward(net, *batch, loss_fn)
         opt.step()
         rule.after_step(net)
-        first = result.loss.item() if first is None else first
-    assert result.loss.item() < (0.5 if name == "shallow" else 0.1) * first
+        first = loss.item() if first is None else first
+    assert loss.item() < (0.5 if name == "shallow" else 0.1) * first
 
 
 def test_unknown_rule_lists_the_valid_ones():
@@ -123,18 +123,18 @@ def test_unknown_option_lists_the_valid_ones():
 
 def test_a_direct_rule_on_a_model_without_taps_says_how_to_add_them():
     with pytest.raises(ValueError, match=r"biocredit.Tap\(\).*taps="):
-        R.create("dfa").attach(torch.nn.Linear(3, 2))
+        R.create("dfa").convert(torch.nn.Linear(3, 2))
 
 
 def test_layer_views_show_weight_feedback_and_gradient(small_mlp, batch):
-    net = attach("dfa", small_mlp)
+    net = converted("dfa", small_mlp)
     R.create("dfa").backward(net, *batch, L.create("ce"))
     views = biocredit.layer_views(net)
     assert [v.name for v in views] == ["blocks.0.layer", "blocks.1.layer", "head.layer"]
     assert [tuple(v.feedback.shape) for v in views[:2]] == [(4, 9), (4, 7)]
     assert views[2].feedback is None
     assert all(v.grad is views_w.weight.grad for v, views_w in zip(views, views))
-    fa = attach("fa", small_mlp)
+    fa = converted("fa", small_mlp)
     shapes = [None if v.feedback is None else tuple(v.feedback.shape)
               for v in biocredit.layer_views(fa)]
     assert shapes == [None, (7, 9), (4, 7)]

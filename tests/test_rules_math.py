@@ -9,12 +9,15 @@ matrices are read from the library. All in float64 on the CPU.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import biocredit
 import biocredit.losses as L
 import biocredit.models as M
 import biocredit.rules as R
@@ -141,10 +144,20 @@ def batch(n_in, n_out, seed=1, scale=1.0):
     return x, y
 
 
+class Step(NamedTuple):
+    loss: torch.Tensor
+    logits: torch.Tensor
+
+
 def run_rule(rule, net, x, y, loss="ce", seed=1):
-    trained = rule.attach(net, generator=torch.Generator().manual_seed(seed))
-    result = rule.backward(trained, x, y, L.create(loss))
-    return trained, result
+    """``net`` converted for ``rule`` after one plain ``loss.backward()``, and that step's
+    loss and logits (detached)."""
+    trained = biocredit.convert(net, rule, generator=torch.Generator().manual_seed(seed))
+    biocredit.set_targets(trained, y)
+    logits = trained(x)
+    value = L.create(loss)(logits, y)
+    value.backward()
+    return trained, Step(value.detach(), logits.detach())
 
 
 def assert_grads(trained, dW, db):
@@ -286,7 +299,7 @@ def test_fa_feedback_range():
     """B_{l+1} ~ U(±1/√n_{l+1}) (n_{l+1}: the width the error comes from), as fa.py says."""
     torch.manual_seed(0)
     net = M.create("mlp:400,20:tanh", input_shape=(4,), num_classes=10).double()
-    trained = R.create("fa").attach(net, generator=torch.Generator().manual_seed(3))
+    trained = R.create("fa").convert(net, generator=torch.Generator().manual_seed(3))
     for lay in trained.weight_layers()[1:]:
         bound = lay.weight.shape[0] ** -0.5
         fb = lay.feedback
@@ -301,7 +314,7 @@ def test_fa_with_feedback_tied_to_weights_equals_bp(shape):
     net = make_net(spec, n_in, n_out)
     x, y = batch(n_in, n_out)
     fa = R.create("fa")
-    trained = fa.attach(net, generator=torch.Generator().manual_seed(1))
+    trained = fa.convert(net, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         for lay in trained.weight_layers()[1:]:
             lay.feedback.copy_(lay.weight)
@@ -316,7 +329,7 @@ def test_fa_sgd_leaves_feedback_fixed_and_uses_it():
     spec, n_in, n_out = NET_3
     net = make_net(spec, n_in, n_out)
     fa = R.create("fa")
-    trained = fa.attach(net, generator=torch.Generator().manual_seed(1))
+    trained = fa.convert(net, generator=torch.Generator().manual_seed(1))
     layers = trained.weight_layers()[1:]
     names = {n for n, _ in trained.named_parameters()}
     assert not any("feedback" in n for n in names)
@@ -388,7 +401,7 @@ def test_dfa_one_hidden_layer_with_b1_equal_w2t_is_bp():
     net = make_net(spec, n_in, n_out)
     x, y = batch(n_in, n_out)
     dfa = R.create("dfa")
-    trained = dfa.attach(net, generator=torch.Generator().manual_seed(1))
+    trained = dfa.convert(net, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         trained.direct_feedback.copy_(trained.head.layer.weight)
     dfa.backward(trained, x, y, L.create("ce"))

@@ -1,4 +1,5 @@
-"""The ``biocredit`` command line: a thin layer over :mod:`biocredit.training`."""
+"""The ``biocredit`` command line: the commands' options and the orchestration of their runs
+(comparisons, seed sweeps, resume, the tables)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import torch
 
 from . import data as datasets
 from . import distributed, losses, models, rules
-from .tracebacks import user_code
+from .tracebacks import one_line, user_code
 from .models import INITS, INJECTION_POINTS
 from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
 from .training.seeds import paired_differences, parse_seeds, seed_statistics
 from .training.folder import locked, new_run_id, prepare, unique_folder
 from .training.interrupt import RunInterrupted, pass_on, stop_on_signals, take_caught
 from .training.sweep import Outcome, Sweep, Task, run_sweep
-from .training.run import TASKS, read_json_file
+from .training.run import TASKS
 from .training.results import read_json, slug, write_json
 
 
@@ -134,14 +135,6 @@ def out_of_memory(err: BaseException) -> str | None:
         return f"it needed {gpu.group(1)} more on {device}" if gpu else \
             f"{device} ran out ({one_line(err)[:200]})"
     return None
-
-
-def one_line(err: BaseException) -> str:
-    """An exception as one line, naming the file for operating-system errors."""
-    if isinstance(err, OSError) and err.filename is not None and err.strerror:
-        return f"{err.filename}: {err.strerror}"
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def shows_default(default) -> bool:
@@ -587,7 +580,7 @@ def resumed(args, command: str):
             return None
         raise ValueError(f"--resume {folder}: it holds no biocredit {command} run (no "
                          f"{RUN_RECORD}" + (" or config.json)" if command == "train" else ")"))
-    record = read_json_file(record_path)
+    record = read_json(record_path)
     argv = record.get("argv") if isinstance(record, dict) else None
     if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or \
             record.get("command") not in ("train", "compare"):
@@ -630,7 +623,7 @@ def resume_single(args) -> int:
     """``train --resume DIR`` for a one-seed run: its ``config.json`` says everything."""
     from .report.runs import run_config
     folder = Path(args.resume)
-    saved = read_json_file(folder / "config.json")
+    saved = read_json(folder / "config.json")
     if not isinstance(saved, dict):
         raise ValueError(f"{folder / 'config.json'} does not hold a run's config (corrupt?)")
     given = given_flags(args.argv)
@@ -796,8 +789,9 @@ def cmd_compare(args) -> int:
         of_task[name] = (spec, seed)
     with locked(out):
         prepare(out, overwrite=args.overwrite, resume=resume)
-        dataset = load_dataset(configs[specs[0]], device)
-        check_compatible(configs, dataset, device)
+        with stop_on_signals():         # set-up: a signal stops it at once, the lock goes
+            dataset = load_dataset(configs[specs[0]], device)
+            check_compatible(configs, dataset, device)
         write_run_record(out, args, "compare")
 
         def run_here(task: Task) -> dict:

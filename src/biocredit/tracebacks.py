@@ -1,10 +1,27 @@
-"""Where an error came from in a user's own code (a model file), for one-line messages."""
+"""Errors as one-line messages, and where one came from in a user's own code (a model
+file)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line, naming the file for operating-system errors."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def described(err: BaseException) -> str:
+    """``Type: message`` on one line, and where in a user's own code ``err`` was raised."""
+    text = one_line(err)
+    text = f"{type(err).__name__}: {text}" if text != type(err).__name__ else text
+    where = user_code(err)
+    return f"{text} (raised in {where})" if where else text
 
 
 def user_code(err: BaseException) -> str | None:

@@ -6,15 +6,13 @@ from .convert import (Conversion, after_epoch, after_step, conversion_of, conver
                       exact_gradients, feedback_version, hook_optimizer, plain_state_dict)
 from .direct import DirectEngine, TapRecord, block_matrices, engine_of, project
 from .feedback_attention import FeedbackMultiheadAttention
-from .feedback_conv import (Conv1dFeedbackFunction, Conv2dFeedbackFunction, ConvFeedbackFunction,
-                            FeedbackConv1d, FeedbackConv2d)
+from .feedback_conv import ConvFeedbackFunction, FeedbackConv1d, FeedbackConv2d
 from .feedback_layer import FeedbackLayer, feedback_layers
 from .feedback_linear import FeedbackLinear, LinearFeedbackFunction
 from .locally_connected import LocallyConnected2d, UntiedFeedbackFunction
 from .tap import Tap
 
-__all__ = ["Conv1dFeedbackFunction", "Conv2dFeedbackFunction", "ConvFeedbackFunction",
-           "Conversion", "DirectEngine",
+__all__ = ["ConvFeedbackFunction", "Conversion", "DirectEngine",
            "FeedbackConv1d", "FeedbackConv2d", "FeedbackMultiheadAttention",
            "FeedbackLayer", "FeedbackLinear", "LinearFeedbackFunction", "LocallyConnected2d",
            "SaturatedLinear", "Tap", "TapRecord", "UntiedFeedbackFunction", "after_epoch",

@@ -31,20 +31,19 @@ from torch import nn
 
 from ..distributed import unwrap
 from .activation import SaturatedLinear
-from .direct import DirectEngine, engine_of
+from .direct import DirectEngine, engine_of, no_taps
 from .feedback_attention import FeedbackMultiheadAttention
 from .feedback_conv import FeedbackConv1d, FeedbackConv2d
 from .feedback_layer import FeedbackLayer
 from .feedback_linear import FeedbackLinear
-from .locally_connected import LocallyConnected2d
 from .tap import Tap
 
-# Plain layer type -> its feedback version (``from_layer(layer, feedback)``).
+# Plain layer type -> its feedback version (``from_layer(layer, feedback)``); feedback
+# layers (LocallyConnected2d among them) are their own, see feedback_version.
 FEEDBACK_VERSIONS: dict[type, type] = {
     nn.Linear: FeedbackLinear,
     nn.Conv1d: FeedbackConv1d,
     nn.Conv2d: FeedbackConv2d,
-    LocallyConnected2d: LocallyConnected2d,
 }
 
 # Activation modules after which an nn.Sequential gets its default taps.
@@ -323,10 +322,7 @@ def _place_taps(root, engine, conversion, taps) -> None:
         if isinstance(t, str):
             _check_patterns(root, [t], "taps")
     if not conversion.taps:
-        raise ValueError(f"{engine.rule.name} sends the output error to taps, and this "
-                         f"{type(root).__name__} has none: place biocredit.Tap() after each "
-                         "hidden activation in its forward, or convert with taps=[names or "
-                         "module types, e.g. nn.ReLU]")
+        raise ValueError(no_taps(engine.rule.name, f"this {type(root).__name__} has no taps"))
     for module in root.modules():      # (before engine.end: the root's own count first)
         if not isinstance(module, Tap) and any(True for _ in module.parameters(recurse=False)):
             module.register_forward_hook(engine.parameterised_output, prepend=True)

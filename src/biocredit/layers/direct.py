@@ -23,6 +23,12 @@ from torch import nn
 from ..distributed import unwrap
 
 
+class StructureError(RuntimeError, ValueError):
+    """A model whose forward passes change what a direct rule was set up for (its taps, the
+    layers between them): the model's doing, not a fault of biocredit (a ``ValueError`` for
+    the command line's one-line errors, a ``RuntimeError`` as it always was)."""
+
+
 @dataclass
 class TapRecord:
     """One tap of one forward pass.
@@ -164,9 +170,7 @@ class DirectEngine:
         if not records and self._frozen_taps:     # every layer below the taps is frozen
             return output
         if not records:
-            raise RuntimeError(f"{self.rule.name}: the forward pass went through no tap, so no "
-                               "hidden layer would learn; place biocredit.Tap() after each "
-                               "hidden activation or convert with taps=[...]")
+            raise StructureError(no_taps(self.rule.name, "the forward pass went through no tap"))
         if not self._output_checked:
             self.check_output_layer(output)
         self.materialise(records, output)
@@ -201,9 +205,8 @@ class DirectEngine:
             self._records, self._probing = None, False
             self.root.train(was_training)
         if not records:
-            raise ValueError(f"{self.rule.name} sends the output error to taps, and this model "
-                             "has none: place biocredit.Tap() after each hidden activation or "
-                             "convert with taps=[...]")
+            raise ValueError(no_taps(self.rule.name, "the example forward pass went through no "
+                                     "tap"))
         self.materialise(records, output)
 
     def materialise(self, records: list[TapRecord], output: torch.Tensor) -> None:
@@ -215,8 +218,15 @@ class DirectEngine:
                                         self.generator, output)
             self.shapes = shapes
         elif shapes != self.shapes:
-            raise RuntimeError(f"{self.rule.name}: this forward pass reached taps of shapes "
-                               f"{shapes}; the feedback was drawn for {self.shapes}")
+            raise StructureError(f"{self.rule.name}: this forward pass reached taps of shapes "
+                                 f"{shapes}; the feedback was drawn for {self.shapes}")
+
+
+def no_taps(rule: str, finding: str) -> str:
+    """The message for a direct rule that finds no tap (``finding`` says where)."""
+    return (f"{rule}: {finding}, so no hidden layer would learn ({rule} sends the output error "
+            "to taps): place biocredit.Tap() after each hidden activation in the model's "
+            "forward, or convert with taps=[names or module types, e.g. nn.ReLU]")
 
 
 def _reaches_parameter(output: torch.Tensor, limit: int = 10_000) -> bool:

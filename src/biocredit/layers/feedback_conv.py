@@ -65,9 +65,6 @@ class ConvFeedbackFunction(torch.autograd.Function):
         return out
 
 
-Conv1dFeedbackFunction = Conv2dFeedbackFunction = ConvFeedbackFunction
-
-
 def _pad_for_conv(layer: nn.modules.conv._ConvNd,
                   input: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     """``input`` and the numeric zero padding to convolve it with, as ``torch.nn``'s own

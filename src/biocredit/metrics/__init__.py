@@ -1,4 +1,6 @@
-"""Diagnostics: pure functions over tensors."""
+"""Diagnostics of a converted model: how close each rule's updates are to BP's, how its
+feedback relates to the forward weights, update sizes, saturation and weight transport. Most
+run their own forward and backward passes on a probe batch (leaving ``.grad`` as it was)."""
 
 from .alignment import angle_deg, rule_and_bp_gradients, update_alignment
 from .feedback import correlation, feedback_alignment, norm_ratio, output_feedback_angles

@@ -12,7 +12,6 @@ otherwise be told.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -41,24 +40,18 @@ class Block(nn.Module):
         self.tap = Tap()
         self.inject_at = "output"
 
-    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The weight layer's output ``a``, the activation ``z`` and the block's output
-        ``h`` (passed through the tap)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.layer(self.pre(x))
         z = self.post(a)
         if self.residual:
             z = z + x
         if self.tap is None:
-            return a, z, self.after(z)
+            return self.after(z)
         if self.inject_at == "activation":
             z = self.tap(z, preactivation=a, skip=self.residual, elementwise=self.elementwise)
-            return a, z, self.after(z)
-        h = self.after(z)
-        return a, z, self.tap(h, preactivation=a, activation=z, skip=self.residual,
-                              elementwise=self.elementwise)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trace(x)[2]
+            return self.after(z)
+        return self.tap(self.after(z), preactivation=a, activation=z, skip=self.residual,
+                        elementwise=self.elementwise)
 
     @property
     def elementwise(self) -> bool:
@@ -72,20 +65,6 @@ ELEMENTWISE = (nn.Tanh, nn.Sigmoid, nn.ReLU, nn.Hardtanh, SaturatedLinear, nn.Dr
 
 
 INJECTION_POINTS = ("output", "activation")
-
-
-@dataclass
-class BlockTrace:
-    """One hidden block of a traced forward pass (see :meth:`Block.trace`): its ``input``,
-    ``preactivation = layer(pre(input))``, ``activation = post(preactivation) [+ input]``,
-    ``output = after(activation)``, and ``point``, where direct feedback enters (the output
-    or the activation, as the network's ``inject_at`` says)."""
-
-    input: torch.Tensor
-    preactivation: torch.Tensor
-    activation: torch.Tensor
-    output: torch.Tensor
-    point: torch.Tensor
 
 
 class Network(nn.Module):
@@ -130,15 +109,6 @@ class Network(nn.Module):
         param = next(self.parameters())
         return torch.zeros((1, *self.input_shape), dtype=param.dtype, device=param.device)
 
-    def trace(self, x: torch.Tensor) -> tuple[list[BlockTrace], torch.Tensor]:
-        """Forward ``x``: a :class:`BlockTrace` per hidden block, and the logits."""
-        traces = []
-        for block in self.blocks:
-            a, z, h = block.trace(x)
-            traces.append(BlockTrace(x, a, z, h, z if self.inject_at == "activation" else h))
-            x = h
-        return traces, self.head(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
@@ -155,14 +125,3 @@ class Network(nn.Module):
     def weight_layers(self) -> list[nn.Module]:
         """The weight layer of every block, hidden blocks first, the output layer last."""
         return [block.layer for block in self.blocks] + [self.head.layer]
-
-    @torch.no_grad()
-    def hidden_shapes(self) -> list[tuple[int, ...]]:
-        """Per-example shape of every hidden block's injection point (its output, or its
-        activation with ``inject_at="activation"``), found with one dummy forward."""
-        was_training = self.training
-        self.eval()
-        try:
-            return [tuple(t.point.shape[1:]) for t in self.trace(self.example_input())[0]]
-        finally:
-            self.train(was_training)

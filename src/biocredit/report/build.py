@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..training.folder import make_folder, missing_folders, remove_created
+from ..training.results import read_json
 from ..training.run import load_dataset, resolve_device
 from .colors import rule_color
 from .content import Content, Section
@@ -19,7 +20,7 @@ from .files import slug, write_text
 from .html import render_html
 from .markdown import markdown_table, render_markdown
 from .runs import (RunRecord, common_parent, expand_run_dirs, label_runs, load_trained,
-                   read_object, read_run, run_config)
+                   read_run, run_config)
 from .tsne import embed, hidden_features, subsample
 
 RECONSTRUCTIONS = "reconstructions.png"  # an autoencoder run's own figure, shown as it is
@@ -176,7 +177,7 @@ def _seed_comparison(folder: Path) -> dict | None:
     path = folder / "comparison.json"
     if not path.is_file() or (folder / "config.json").is_file():
         return None
-    comparison = read_object(path)
+    comparison = read_json(path, dict)
     return comparison if isinstance(comparison.get("seeds"), list) and \
         len(comparison["seeds"]) > 1 else None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,8 +9,8 @@ from pathlib import Path
 import torch
 
 from ..training.folder import check_state_digest
-from ..training.results import slug
-from ..training.run import RUN_ID_METADATA, RunConfig, build, load_dataset, read_json_file
+from ..training.results import read_json, read_jsonl, slug
+from ..training.run import RUN_ID_METADATA, RunConfig, build, load_dataset
 
 
 @dataclass
@@ -37,34 +36,6 @@ class RunRecord:
         return max((len(r.get("angle_deg") or []) for r in self.metrics), default=0)
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The rows of a JSON-lines file; a line that is not a JSON object is an error naming
-    the file and the line."""
-    rows = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}, line {number}: not a JSON object (truncated or "
-                                 "corrupt)")
-            rows.append(row)
-    return rows
-
-
-def read_object(path: Path) -> dict:
-    """A JSON file that must hold an object, with a one-line error naming it otherwise."""
-    value = read_json_file(path)
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not the object a run "
-                         "writes (corrupt?)")
-    return value
-
-
 def read_run(folder: str | os.PathLike) -> RunRecord:
     """Read a run folder (see :mod:`biocredit.training.run`); files of different runs in
     one folder (their ``run_id`` differs) are an error."""
@@ -73,16 +44,16 @@ def read_run(folder: str | os.PathLike) -> RunRecord:
         raise FileNotFoundError(f"{folder}: no such run folder")
     if (folder / "config.json").is_file() and not (folder / "metrics.jsonl").is_file() \
             and (folder / "summary.json").is_file():
-        status = read_object(folder / "summary.json").get("status", "running")
+        status = read_json(folder / "summary.json", dict).get("status", "running")
         raise ValueError(f"{folder}: its run finished no epoch (status {status}); there is "
                          "nothing to report")
     for name in ("config.json", "metrics.jsonl"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a run folder: it has no {name}")
-    summary = read_object(folder / "summary.json") if (folder / "summary.json").is_file() \
+    summary = read_json(folder / "summary.json", dict) if (folder / "summary.json").is_file() \
         else {}
     steps = read_jsonl(folder / "steps.jsonl") if (folder / "steps.jsonl").is_file() else []
-    config = read_object(folder / "config.json")
+    config = read_json(folder / "config.json", dict)
     metrics = read_jsonl(folder / "metrics.jsonl")
     check_one_run(folder, {"config.json": [config], "summary.json": [summary],
                            "metrics.jsonl": metrics, "steps.jsonl": steps})
@@ -112,14 +83,14 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
     folders = []
     for path in map(Path, paths):
         if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
-            comparison = read_object(path / "comparison.json")
+            comparison = read_json(path / "comparison.json", dict)
             if "folders" in comparison:           # several seeds: every run
                 runs = [path / str(f) for f in comparison["folders"]]
             else:
                 runs = [path / slug(str(name)) for name in comparison.get("rules", {})]
             folders += [f for f in runs if finished_an_epoch(f)]
         elif (path / "seeds.json").is_file() and not (path / "config.json").is_file():
-            runs = [path / str(f) for f in read_object(path / "seeds.json").get("folders", [])]
+            runs = [path / str(f) for f in read_json(path / "seeds.json", dict).get("folders", [])]
             folders += [f for f in runs if finished_an_epoch(f)]
         elif path.is_dir() and not (path / "config.json").is_file() and runs_inside(path):
             folders += [f for f in expand_run_dirs(runs_inside(path)) if finished_an_epoch(f)]
@@ -187,7 +158,7 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
     folder = Path(folder)
     if not (folder / "model.pt").is_file():
         raise FileNotFoundError(f"{folder} has no model.pt (the run saved no network)")
-    saved = read_object(folder / "config.json")
+    saved = read_json(folder / "config.json", dict)
     config = run_config(saved, device, str(folder / "config.json"))
     torch_device = torch.device(device)
     if dataset is None:

@@ -6,7 +6,7 @@ class in ``_RULES`` below.
 
 from __future__ import annotations
 
-from .base import DirectFeedbackRule, LayerFeedbackRule, Rule, StepResult, set_targets
+from .base import DirectFeedbackRule, LayerFeedbackRule, Rule, set_targets
 from .bp import Backprop
 from .brsf import BatchRandomSignFeedback
 from .dfa import DirectFeedbackAlignment
@@ -48,5 +48,5 @@ def create(name: str, **options) -> Rule:
     return get(name)(**options)
 
 
-__all__ = ["DirectFeedbackRule", "LayerFeedbackRule", "Rule", "StepResult", "available",
-           "create", "get", "set_targets"]
+__all__ = ["DirectFeedbackRule", "LayerFeedbackRule", "Rule", "available", "create", "get",
+           "set_targets"]

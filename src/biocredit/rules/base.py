@@ -5,7 +5,7 @@ A rule is configuration (its options) plus the equations that make its teaching 
 trains with the rule (see :func:`biocredit.layers.convert`); the rule's state (feedback
 matrices, masks, learned feedback) lives in that copy as buffers. Rules with learned
 feedback also update it after every optimizer step (:meth:`Rule.after_step`, or
-automatically with :func:`biocredit.training.hook_optimizer`) and may follow a schedule per
+automatically with :func:`biocredit.hook_optimizer`) and may follow a schedule per
 epoch (:meth:`Rule.after_epoch`).
 
 Two mechanisms cover every rule:
@@ -19,7 +19,6 @@ Two mechanisms cover every rule:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -28,14 +27,6 @@ from torch import nn
 from ..layers import (LocallyConnected2d, TapRecord, conversion_of, convert, engine_of,
                       feedback_layers)
 from ..layers.feedback_init import KINDS, initial_feedback, sparse_mask
-
-
-@dataclass
-class StepResult:
-    """The batch loss (detached, a 0-d tensor) and the logits of one training step."""
-
-    loss: torch.Tensor
-    logits: torch.Tensor
 
 
 class Rule:
@@ -87,24 +78,19 @@ class Rule:
         :func:`biocredit.layers.convert` for ``options``."""
         return convert(model, self, **options)
 
-    def attach(self, model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
-        """:meth:`convert` with the model's own defaults (the built-in models say where
-        their taps are and which layer sees the data); ``model`` is untouched."""
-        return convert(model, self, generator=generator)
-
     def prepare(self, net: nn.Module, generator: torch.Generator | None) -> None:
         """Called at the end of :meth:`convert`: set up state derived from the feedback."""
 
     # -- training --------------------------------------------------------------------------
     def backward(self, net: nn.Module, x: torch.Tensor, target: torch.Tensor,
-                 loss_fn) -> StepResult:
+                 loss_fn) -> torch.Tensor:
         """Convenience: forward ``x``, compute the loss and ``loss.backward()``, which fills
-        ``.grad`` with this rule's updates (accumulating, like any backward)."""
+        ``.grad`` with this rule's updates (accumulating, like any backward). Returns the
+        loss, detached."""
         set_targets(net, target)
-        logits = net(x)
-        loss = loss_fn(logits, target)
+        loss = loss_fn(net(x), target)
         loss.backward()
-        return StepResult(loss.detach(), logits.detach())
+        return loss.detach()
 
     def after_step(self, net: nn.Module) -> None:
         """Called after every optimizer step; rules with learned feedback update it here."""
@@ -267,5 +253,5 @@ def auxiliary_error(logits: torch.Tensor, target) -> torch.Tensor:
 
 
 __all__ = ["DirectFeedbackRule", "FEEDBACK_OPTIONS", "FEEDBACK_RANGES", "FeedbackRule", "LayerFeedbackRule",
-           "Rule", "StepResult", "auxiliary_error", "conversion_of", "fan_out",
+           "Rule", "auxiliary_error", "conversion_of", "fan_out",
            "learned_layers", "set_targets"]

@@ -21,7 +21,7 @@ class BatchRandomSignFeedback(SignSymmetryRule):
     def prepare(self, net, generator):
         super().prepare(net, generator)
         for layer in learned_layers(net):      # where each step's magnitudes are drawn
-            layer.register_buffer("feedback_draw", torch.empty_like(layer.weight),
+            layer.register_buffer("feedback_draw", torch.zeros_like(layer.weight),
                                   persistent=False)
 
     def magnitude(self, layer):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import project
+from ..layers.direct import StructureError
 from .dfa import DirectFeedbackAlignment
 
 
@@ -143,9 +144,9 @@ def weight_times(record, tangent: torch.Tensor) -> torch.Tensor:
                 return F.linear(tangent, weight)
             return layer._conv_forward(tangent, weight, None)  # nn.Conv*d's, padding modes too
     if not record.input.requires_grad:
-        raise RuntimeError("IFA: the layers between two taps changed between training steps "
-                           "(a linear layer on the previous tap's output before, something "
-                           "else now); IFA needs the same structure at every step")
+        raise StructureError("IFA: the layers between two taps changed between training steps "
+                             "(a linear layer on the previous tap's output before, something "
+                             "else now); IFA needs the same structure at every step")
     return forward_jvp(record.preactivation, record.input, tangent)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .results import write_bytes_atomic
+from .results import RunFolderError, write_bytes_atomic
 
 try:                                    # POSIX; elsewhere runs are not locked
     import fcntl
@@ -31,10 +31,6 @@ CHECKPOINT = "checkpoint.ckpt"
 LOCK = ".lock"
 RUN_MARKERS = ("run.json", "config.json", "summary.json", "metrics.jsonl", "comparison.json",
                "seeds.json", CHECKPOINT)
-
-
-class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (in use, holds another run, corrupt)."""
 
 
 def new_run_id() -> str:

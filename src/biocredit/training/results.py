@@ -1,4 +1,5 @@
-"""Result files, written atomically (a temporary file in the same folder, then a rename)."""
+"""Result files, written atomically (a temporary file in the same folder, then a rename), and
+read back with one error for a file that is damaged."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (in use, holds another run, corrupt)."""
 
 
 def _clean(value: Any) -> Any:
@@ -70,6 +75,39 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     write_text_atomic(path, "".join(json.dumps(_clean(r)) + "\n" for r in rows))
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path) as f:
-        return json.load(f)
+_JSON_KINDS = {dict: "an object", list: "an array"}
+
+
+def read_json(path: str | os.PathLike, expect: type | None = None) -> Any:
+    """The JSON value in ``path``. A file that is not JSON (truncated or corrupt), or whose
+    value is not an ``expect`` (``dict``: the object a run's files hold), is a
+    :class:`RunFolderError` naming it; a missing file is the ``OSError``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except ValueError:                    # a UnicodeDecodeError too
+        raise RunFolderError(f"{path} is not valid JSON (truncated or corrupt)") from None
+    if expect is not None and not isinstance(value, expect):
+        kind = _JSON_KINDS.get(expect, expect.__name__)
+        raise RunFolderError(f"{path} holds a JSON {type(value).__name__}, not {kind} as a "
+                             "run writes (corrupt?)")
+    return value
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSON-lines file; a line that is not a JSON object is a
+    :class:`RunFolderError` naming the file and the line."""
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                raise RunFolderError(f"{path}, line {number}: not a JSON object (truncated or "
+                                     "corrupt)")
+            rows.append(row)
+    return rows

@@ -352,7 +352,7 @@ def resume_state(config: RunConfig, out: Path) -> ResumeState | None:
     """The run to continue in ``out`` (``None``: nothing there yet, start afresh)."""
     if not (out / "config.json").is_file():
         return None
-    saved = read_json_file(out / "config.json")
+    saved = read_json(out / "config.json")
     if not isinstance(saved, dict) or "run_id" not in saved:
         raise RunFolderError(f"{out / 'config.json'} is not a biocredit run's config; "
                              "cannot resume from it")
@@ -418,14 +418,6 @@ def completed_summary(config: RunConfig, out: Path, state: ResumeState | None) -
     fits = isinstance(summary, dict) and summary.get("status") == "completed" and \
         summary.get("run_id") == state.run_id and summary.get("epochs_completed") == len(rows)
     return summary if fits else None
-
-
-def read_json_file(path: Path):
-    """:func:`read_json`, with a one-line error naming a file that is not JSON."""
-    try:
-        return read_json(path)
-    except (ValueError, UnicodeDecodeError):
-        raise RunFolderError(f"{path} is not valid JSON (truncated or corrupt)") from None
 
 
 def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress, on_epoch,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..tracebacks import user_code
+from ..tracebacks import described
 from .folder import RunFolderError
 from .interrupt import (Interrupted, RunInterrupted, pending_stop, request_stop,
                         stop_on_signals)
@@ -93,7 +93,7 @@ def _ended(call: Callable[[], dict], folder: Path,
     except Exception as err:
         if reraise:
             raise
-        return "failed", _summary(folder), _one_line(err)
+        return "failed", _summary(folder), described(err)
 
 
 def _serial(tasks, run_here, on_done, reraise) -> Sweep:
@@ -132,7 +132,7 @@ def _parallel(tasks, jobs, on_done, resume) -> Sweep:
                     status, summary, message = future.result()
                 except Exception as err:             # the worker process itself died
                     status, summary, message = "failed", _summary(tasks[i].folder), \
-                        f"its worker process ended: {_one_line(err)}"
+                        f"its worker process ended: {described(err)}"
                 outcomes[i] = Outcome(tasks[i], status, summary, message)
                 if on_done is not None:
                     on_done(outcomes[i])
@@ -195,11 +195,3 @@ def _summary(folder: Path) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return summary if isinstance(summary, dict) else None
-
-
-def _one_line(err: BaseException) -> str:
-    """``Type: first line`` of ``err``, and where in a user's own code it was raised."""
-    lines = str(err).strip().splitlines()
-    text = f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    where = user_code(err)
-    return f"{text} (raised in {where})" if where else text
