@@ -19,7 +19,7 @@ from ..training.results import read_json, write_text_atomic
 from .claims import verdict_rows
 from .presets import PAPERS, Preset
 from .preset import settings_rows
-from .suite import RECORD, STEP_RECORD, judge, results, step_folder
+from .suite import RECORD, STARTED, STEP_RECORD, judge, results, step_folder
 
 READING = "reading.md"    # beside a preset's runs: what its results say, written after reading them
 COLUMNS = ["run", "seeds", "test error", "train error", "angle to BP (°)", "epochs"]
@@ -123,8 +123,10 @@ def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
     summary, extensions = [header], [header]
     totals = [0, 0, 0]
     total = 0.0
+    left = [["experiment", "status", "cost at this budget"]]
     for key, title in [("", "The demo"), *PAPERS.items()]:
-        chosen = [p for p in presets if p.source == key]
+        chosen = [p for p in presets if p.source == key
+                  and (budget in p.budgets or p.cost or budget != "paper")]
         if not chosen:
             continue
         sections.append(Block("h2", title))
@@ -138,6 +140,12 @@ def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
                    f"{record['seconds']:.0f}" + ("" if record["status"] != "partial" else
                                                  " (so far)") if record["status"] else "-"]
             (extensions if preset.extension else summary).append(row)
+            if record["status"] != "done" and preset.cost:
+                started = any((step_folder(root / preset.name, step) / STARTED).is_file()
+                              for step in preset.steps)
+                why = "partly run" if record["status"] else "started" if started else (
+                    "not run yet" if budget in preset.budgets else "its data is not here")
+                left.append([preset.name, why, preset.cost])
             if not preset.extension:
                 totals = [a + b for a, b in zip(totals, counts)]
     summary.append(["**all**", "", *(f"**{n}**" for n in totals), f"**{total:.0f}**"])
@@ -159,6 +167,10 @@ def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
         other = command.split(" --data ", 1)[1].split()[0]
         intro.insert(2, Block("p", f"**These verdicts are on {other}, not on the papers' data "
                                    "sets** (`--data` overrides every preset's)."))
+    if len(left) > 1:
+        intro += [Block("p", "Not finished at this budget (each section below gives the exact "
+                             "commands; the same `reproduce` command continues the suite):"),
+                  Block("table", rows=left)]
     if len(extensions) > 1:
         intro += [Block("p", "Our own extensions (their claims are our expectations, not the "
                              "papers', and are not counted above):"),
