@@ -1,11 +1,11 @@
-"""The ``biocredit`` command line: the commands' options and the orchestration of their runs
-(comparisons, seed sweeps, resume, the tables)."""
+"""The ``biocredit`` command line: it parses the commands (the run options themselves are
+declared on :class:`~biocredit.training.config.RunConfig`), calls the library (comparisons
+and seed sweeps: :mod:`biocredit.training.compare`), and prints the tables."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import math
@@ -15,16 +15,17 @@ from pathlib import Path
 
 import torch
 
-from . import data as datasets
 from . import distributed, losses, models, rules
 from .tracebacks import one_line, user_code
 from .models import INITS, INJECTION_POINTS
-from .training import OPTIMIZERS, RunConfig, TrainingDiverged, benchmark, run
-from .training.seeds import paired_differences, parse_seeds, seed_statistics
-from .training.folder import locked, new_run_id, prepare, unique_folder
+from .training import OPTIMIZERS, TrainingDiverged, benchmark, run
+from .training.compare import (RUN_RECORD, Comparison, baseline_rule, run_comparison,
+                               run_seeds)
+from .training.seeds import parse_seeds
+from .training.folder import unique_folder
 from .training.interrupt import RunInterrupted, pass_on, stop_on_signals, take_caught
-from .training.sweep import Outcome, Sweep, Task, run_sweep
-from .training.run import TASKS
+from .training.sweep import Outcome, Sweep, Task
+from .training.config import RunConfig, run_options
 from .training.results import read_json, slug, write_json
 
 
@@ -261,26 +262,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="mlp:2x800:tanh",
-                   help="model spec, e.g. mlp:2x800:tanh (DEPTHxWIDTH:ACTIVATION), or your own "
-                        "model: FILE.py:FUNCTION or package.module:FUNCTION, called with the "
-                        "input shape and the number of classes")
-    p.add_argument("--data", default="digits", help=f"one of: {', '.join(datasets.available())}")
-    p.add_argument("--data-dir", help="folder holding the dataset files (or a subfolder "
-                   "named after the data set); when given, the only place looked in")
+    """The options of ``train`` and ``compare``: the :class:`RunConfig` fields that are
+    options (declared there, with their help, type and default), and the command line's
+    own, in the order ``--help`` shows them. (Over 60 lines: one flat list of
+    declarations, the command line's own options between the generated ones.)"""
+    fields = run_options()
+
+    def field_options(*names: str) -> None:
+        for name in names:
+            p.add_argument("--" + name.replace("_", "-"), **fields.pop(name))
+
+    field_options("model", "data", "data_dir")
     p.add_argument("--no-download", action="store_true",
                    help="never download a missing dataset")
-    p.add_argument("--normalize", choices=("scale", "standardize"), default="scale")
-    p.add_argument("--validation", type=fraction_or_count, default=0.0,
-                   help="hold out this fraction of the training set (0.1) or this many "
-                   "examples (a whole number: 600); 0: none")
-    p.add_argument("--train-size", type=int, metavar="N",
-                   help="use only the first N training examples (quick runs; 0: all)")
-    p.add_argument("--test-size", type=int, metavar="N",
-                   help="use only the first N test examples (0: all)")
-    p.add_argument("--task", choices=TASKS, default="classify",
-                   help="classify; autoencoder (reconstruct the input; loss reconstruction); "
-                        "regress (teacher data sets; loss mse, error NSE)")
+    field_options("normalize", "validation", "train_size", "test_size", "task")
     p.add_argument("--loss", help=f"one of: {', '.join(losses.available())} (default: ce, "
                                   "or reconstruction for autoencoders)")
     p.add_argument("--strategy", help="general rule: s1, s2 or s3 (Flam-Shepherd)")
@@ -288,21 +283,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="each hidden layer learns from its own auxiliary error (dfa, general)")
     p.add_argument("--off-class-factor", type=float,
                    help="hinge loss: weight of the off-class terms (default 1)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--stop-train-error", type=float, default=0.0, metavar="FRACTION",
-                   help="stop once the train error is at most this (Nøkland: 0.0001)")
-    p.add_argument("--freeze", default="",
-                   help="comma-separated parameter names or globs kept fixed, e.g. blocks.0")
-    p.add_argument("--init-from", metavar="MODEL_PT",
-                   help="start from the weights of another run's model.pt (any rule); {seed} in "
-                        "the path is the run's seed")
-    p.add_argument("--adversarial", type=float, default=0.0, metavar="EPS",
-                   help="train on fast-gradient-sign adversarial examples x + EPS sign(∇x)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--momentum", type=float, default=0.0)
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    field_options("epochs", "stop_train_error", "freeze", "init_from", "adversarial",
+                  "batch_size", "optimizer", "lr", "momentum", "weight_decay")
     p.add_argument("--init", choices=INITS, default="uniform",
                    help="forward weights: uniform ±1/√fan_in, xavier, or zero (Nøkland)")
     p.add_argument("--init-scale", type=float, metavar="OMEGA",
@@ -310,10 +292,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "small-weight experiment)")
     p.add_argument("--forward-density", type=float, default=1.0,
                    help="fraction of forward connections kept (fixed random masks)")
-    p.add_argument("--taps", default="",
-                   help="direct rules in your own model (--model FILE.py:FUNCTION): "
-                        "comma-separated module names or glob patterns after which the error "
-                        "enters (besides any biocredit.Tap() in it)")
+    field_options("taps")
     p.add_argument("--inject-at", choices=INJECTION_POINTS,
                    help="where direct feedback enters a block: its output (after pooling, "
                         "as Nøkland) or its activation (before pooling, as the DKP authors); "
@@ -329,31 +308,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-O", "--rule-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a rule option, e.g. feedback_scale=0.1 (or RULE.KEY=VALUE for one "
                         "rule only); repeatable")
-    p.add_argument("--seed", type=int, default=0)
+    field_options("seed")
     p.add_argument("--seeds", help="run several seeds: a count N (the N seeds from --seed) or "
                                    "a list 0,1,2; every run is kept, tables show mean ± std")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda, cuda:N, mps or auto (CUDA when available, else the CPU)")
+    field_options("device")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help="with several runs (compare, --seeds): run N at once, each in its "
                         "own process with its share of the CPU threads")
-    p.add_argument("--probe-size", type=int, default=256,
-                   help="examples in the fixed batch used for the alignment angles")
-    p.add_argument("--log-every-steps", type=int, default=0, metavar="K",
-                   help="also log the probe metrics every K steps to steps.jsonl (0: off)")
-    p.add_argument("--train-error", choices=("full", "running"), default="full",
-                   help="full: re-evaluate the whole training set after each epoch (a forward "
-                        "pass over it); running: the errors of the epoch's own batches as "
-                        "they were trained on (free)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the converted model for the training steps (needs a "
-                        "C++ compiler on the CPU; the first steps pay the compilation)")
-    p.add_argument("--amp", action="store_true",
-                   help="mixed precision: forward and backward of each training step under "
-                        "bf16 autocast (weights, optimizer and feedback state stay float32)")
-    p.add_argument("--divergence-factor", type=float, default=100.0, metavar="F",
-                   help="stop as diverged when the training loss exceeds F times the initial "
-                        "loss (at least F; 0: only NaN/inf stops a run)")
+    field_options("probe_size", "log_every_steps", "train_error", "compile", "amp",
+                  "divergence_factor")
     p.add_argument("--out", help="run folder (default: a new folder under runs/, named by the "
                                  "run and its start time)")
     p.add_argument("--overwrite", action="store_true",
@@ -362,6 +325,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue the run in RUN_DIR from its last finished epoch (with it: "
                         "only --epochs, --device, --jobs, --quiet)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if fields:
+        raise AssertionError(f"RunConfig options not on the command line: {', '.join(fields)}")
 
 
 def positive_int(text: str) -> int:
@@ -371,25 +336,6 @@ def positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"a whole number of at least 1; got {text!r}")
-    return value
-
-
-def fraction_or_count(text: str) -> float | int:
-    """``--validation``: a whole number is a count of examples (``10``; ``0``: none),
-    anything else a fraction in [0, 1) (``0.1``); ``1.0`` is neither (it was one example)."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < 1:          # (nan too)
-        count = f" ({int(value)})" if math.isfinite(value) and value.is_integer() else ""
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a fraction in [0, 1) (e.g. 0.1) nor a count of examples, "
-            f"which is a whole number written without a point{count}")
     return value
 
 
@@ -477,26 +423,16 @@ def config_from(args, spec: str) -> RunConfig:
     if clash:
         raise ValueError(f"{spec} sets {', '.join(clash)} to another value than -O "
                          f"{rule}.{clash[0]}; set it in one place")
-    return RunConfig(
-        rule=rule, label=spec,
-        rule_options={**parse_rule_options(rule, args.rule_option + flag_options(args)),
-                      **spec_options},
-        task=args.task,
-        model=args.model, model_options=model_options, loss_options=loss_options,
-        taps=[t for t in args.taps.split(",") if t],
-        data=args.data, data_dir=args.data_dir, download=not args.no_download,
-        normalize=args.normalize,
-        validation=args.validation, train_size=args.train_size or None,
-        test_size=args.test_size or None,
-        epochs=args.epochs, stop_train_error=args.stop_train_error,
-        freeze=[f for f in args.freeze.split(",") if f], init_from=args.init_from,
-        adversarial=args.adversarial,
-        loss=args.loss or {"autoencoder": "reconstruction", "regress": "mse"}.get(args.task, "ce"),
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
-        device=args.device, probe_size=args.probe_size, log_every_steps=args.log_every_steps,
-        divergence_factor=args.divergence_factor, amp=args.amp, compile=args.compile,
-        train_error=args.train_error)
+    fields = {name: getattr(args, name) for name in run_options()}
+    return RunConfig(**{
+        **fields, "rule": rule, "label": spec,
+        "rule_options": {**parse_rule_options(rule, args.rule_option + flag_options(args)),
+                         **spec_options},
+        "model_options": model_options, "loss_options": loss_options,
+        "download": not args.no_download, "train_size": args.train_size or None,
+        "test_size": args.test_size or None,
+        "loss": args.loss or {"autoencoder": "reconstruction", "regress": "mse"}.get(args.task,
+                                                                                     "ce")})
 
 
 class ProgressBar:
@@ -609,16 +545,6 @@ def resumed(args, command: str):
     return again
 
 
-RUN_RECORD = "run.json"
-
-
-def write_run_record(out: Path, args, command: str) -> None:
-    """``run.json`` of a folder of several runs: its id and the command line that made it
-    (``--resume`` re-reads it)."""
-    write_json(out / RUN_RECORD, {"run_id": getattr(args, "run_id", None) or new_run_id(),
-                                  "command": command, "argv": args.argv})
-
-
 def resume_single(args) -> int:
     """``train --resume DIR`` for a one-seed run: its ``config.json`` says everything."""
     from .report.runs import run_config
@@ -682,7 +608,6 @@ def cmd_train(args) -> int:
         f"{slug(args.rule)}-{slug(args.data)}-{slug(args.model)}-s{args.seed}"
         + (f"-n{len(seeds)}" if len(seeds) > 1 else ""))
     out = Path(distributed.from_writer(str(out)))     # under torchrun: rank 0's folder
-    writer = distributed.current().writer
     resume = bool(args.resume)
     if len(seeds) == 1:
         with stop_on_signals():
@@ -691,11 +616,6 @@ def cmd_train(args) -> int:
         report_run(summary, out)
         print_transport(summary)
         return 0
-    tasks = []
-    for seed in seeds:
-        config = config_from(args, args.rule)
-        config.seed = seed
-        tasks.append(Task(f"{args.rule} s{seed}", config, out / f"seed-{seed}"))
 
     def run_here(task: Task) -> dict:
         summary = run_interruptible(task.config, task.folder, args.quiet, "train", out,
@@ -703,27 +623,18 @@ def cmd_train(args) -> int:
         report_run(summary, task.folder, task.name)
         return summary
 
-    with stop_on_signals(), contextlib.ExitStack() as stack:
-        if writer:
-            stack.enter_context(locked(out))
-            prepare(out, overwrite=args.overwrite, resume=resume)
-            write_run_record(out, args, "train")
-        sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs, args.quiet),
-                          resume=resume, reraise=args.debug)
-        summaries = [o.summary for o in sweep.outcomes  # a failed run has no statistics
-                     if o.summary is not None and o.status != "failed"]
-        if sweep.outcomes and writer and sweep.interrupted is None:
-            if summaries:
-                print_transport(summaries[-1])
-            stats = seed_statistics(summaries)
-            write_json(out / "seeds.json", {"run_id": read_json(out / RUN_RECORD)["run_id"],
-                                            "seeds": seeds, "statistics": stats,
-                                            "folders": [f"seed-{s}" for s in seeds]})
-            marks = sorted({o.status for o in sweep.outcomes if o.status != "completed"})
-            print(format_table({args.rule + "".join(f" ({m})" for m in marks): stats}))
-    if sweep.interrupted is not None:
-        raise resumable(sweep.interrupted, out, "train")
-    return sweep_exit(sweep, "seeds")
+    ended = run_seeds(config_from(args, args.rule), seeds, out, run_here, name=args.rule,
+                      jobs=args.jobs, on_done=sweep_reporter(args.jobs, args.quiet),
+                      resume=resume, overwrite=args.overwrite, argv=args.argv,
+                      run_id=getattr(args, "run_id", None), reraise=args.debug)
+    if ended.statistics is not None:
+        if ended.summaries:
+            print_transport(ended.summaries[-1])
+        marked = args.rule + "".join(f" ({m})" for m in ended.marks)
+        print(format_table({marked: ended.statistics}))
+    if ended.sweep.interrupted is not None:
+        raise resumable(ended.sweep.interrupted, out, "train")
+    return sweep_exit(ended.sweep, "seeds")
 
 
 def print_transport(summary: dict) -> None:
@@ -735,19 +646,6 @@ def print_transport(summary: dict) -> None:
                  if transport["rule_note"] else ""))
 
 
-def check_compatible(configs: dict[str, RunConfig], dataset, device) -> None:
-    """Build every run of a comparison once (model, rule, optimizer) before any trains, so
-    a rule that does not fit the model fails now, not after the others trained."""
-    from .training.run import build, check_task
-    for spec, config in configs.items():
-        check_task(config, dataset)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            try:
-                build(config, dataset, device)
-            except ValueError as err:
-                raise ValueError(f"{spec}: {err}") from None
-
-
 def cmd_compare(args) -> int:
     if args.resume:
         args = resumed(args, "compare")
@@ -756,7 +654,7 @@ def cmd_compare(args) -> int:
         raise ValueError("--rules needs at least one rule name")
     if len(set(specs)) != len(specs):
         raise ValueError("--rules names a rule twice; give the copies different options")
-    baseline_rule(args, specs)
+    baseline_rule(args.baseline, specs)
     if args.tsne_size < 0:
         raise ValueError(f"--tsne-size is a number of test examples (0: no t-SNE); got "
                          f"{args.tsne_size}")
@@ -771,48 +669,43 @@ def cmd_compare(args) -> int:
     seeds = parse_seeds(args.seeds, args.seed)
     out = Path(args.out) if args.out else default_out(
         f"compare-{slug(args.data)}-{slug(args.model)}-s{args.seed}")
-    from .training.run import load_dataset, resolve_device
-    device = resolve_device(args.device)
     resume = bool(args.resume)
-    runs: dict[str, dict[int, dict]] = {spec: {} for spec in specs}
-    folders: dict[str, Path] = {}
-    marks: dict[str, str] = {}         # spec -> diverged / failed (any of its seeds)
-    tasks, of_task = [], {}
-    for spec, seed in ((spec, seed) for spec in specs for seed in seeds):
-        config = config_from(args, spec)
-        config.seed = seed
-        name = spec
-        if len(seeds) > 1:
-            config.label = name = f"{spec} s{seed}"
-        folder = out / slug(spec) / f"seed-{seed}" if len(seeds) > 1 else out / slug(spec)
-        tasks.append(Task(name, config, folder))
-        of_task[name] = (spec, seed)
-    with locked(out):
-        prepare(out, overwrite=args.overwrite, resume=resume)
-        with stop_on_signals():         # set-up: a signal stops it at once, the lock goes
-            dataset = load_dataset(configs[specs[0]], device)
-            check_compatible(configs, dataset, device)
-        write_run_record(out, args, "compare")
 
-        def run_here(task: Task) -> dict:
-            return run_interruptible(task.config, task.folder, args.quiet, "compare", out,
-                                     dataset=dataset, resume=resume)
+    def run_here(task: Task, dataset) -> dict:
+        return run_interruptible(task.config, task.folder, args.quiet, "compare", out,
+                                 dataset=dataset, resume=resume)
 
-        with stop_on_signals():
-            sweep = run_sweep(tasks, args.jobs, run_here, sweep_reporter(args.jobs, args.quiet),
-                              resume=resume, reraise=args.debug)
-        for outcome in sweep.outcomes:
-            spec, seed = of_task[outcome.task.name]
-            runs[spec][seed] = outcome.summary or failed_summary(outcome)
-            folders[outcome.task.name] = outcome.task.folder
-            if outcome.status != "completed":
-                marks[spec] = outcome.status
-        finished = {spec: r for spec, r in runs.items() if r}
-        if finished:
-            write_comparison(args, out, configs, seeds, finished, folders, dataset, marks)
-    if sweep.interrupted is not None:
-        raise resumable(sweep.interrupted, out, "compare")
-    return sweep_exit(sweep, "comparison")
+    ended = run_comparison(configs, seeds, out, run_here, baseline=args.baseline,
+                           jobs=args.jobs, on_done=sweep_reporter(args.jobs, args.quiet),
+                           resume=resume, overwrite=args.overwrite, argv=args.argv,
+                           run_id=getattr(args, "run_id", None), reraise=args.debug)
+    if ended.runs:
+        show_comparison(args, out, ended)
+    if ended.sweep.interrupted is not None:
+        raise resumable(ended.sweep.interrupted, out, "compare")
+    return sweep_exit(ended.sweep, "comparison")
+
+
+def show_comparison(args, out: Path, ended: Comparison) -> None:
+    """A comparison's table (several seeds: with the paired differences), where its runs
+    are, and its report (unless ``--no-report``)."""
+    marked = {spec: spec + (f" ({ended.marks[spec]})" if spec in ended.marks else "")
+              for spec in ended.rules}
+    print(format_table({marked[s]: v for s, v in ended.rules.items()}))
+    for line in format_paired(ended.paired) if ended.paired is not None else []:
+        print(line)
+    print(f"runs written to {out}")
+    from .report.runs import finished_an_epoch
+    folders = ended.folders
+    reported = [f for f in folders.values() if finished_an_epoch(f)]
+    if len(reported) < len(folders) and not args.no_report:
+        print("the report leaves out " + ", ".join(
+            name for name, f in folders.items() if f not in reported)
+              + ": no epoch finished", file=sys.stderr)
+    if not args.no_report and reported:
+        from .report import write_report
+        files = write_report(reported, out, tsne_size=args.tsne_size, comparison=ended.record)
+        print(f"report written to {files.html} (and {files.markdown.name})")
 
 
 def sweep_reporter(jobs: int, quiet: bool):
@@ -825,13 +718,6 @@ def sweep_reporter(jobs: int, quiet: bool):
         elif jobs > 1 and not quiet and outcome.status == "completed":
             report_run(outcome.summary, outcome.task.folder, outcome.task.name)
     return on_done
-
-
-def failed_summary(outcome: Outcome) -> dict:
-    """A table row for a run that failed before writing its summary."""
-    config = outcome.task.config
-    return {"rule": config.rule, "label": config.label or config.rule, "seed": config.seed,
-            "status": outcome.status, "message": outcome.message}
 
 
 def resumable(stopped: RunInterrupted, out: Path, command: str) -> RunInterrupted:
@@ -853,60 +739,6 @@ def sweep_exit(sweep: Sweep, what: str) -> int:
     if sweep.outcomes and all(o.status == "diverged" for o in sweep.outcomes):
         raise TrainingDiverged(f"every run of the {what} diverged")
     return 0
-
-
-def write_comparison(args, out: Path, configs, seeds, runs, folders, dataset,
-                     marks: dict[str, str]) -> None:
-    """``comparison.json``, the table, and the report, of the runs that ended (``marks``:
-    the rules with a diverged or failed run)."""
-    specs = list(runs)
-    marked = {spec: spec + (f" ({marks[spec]})" if spec in marks else "") for spec in specs}
-    shared = dataclasses.asdict(configs[specs[0]])
-    for key in ("rule", "label", "rule_options", "seed"):
-        shared.pop(key)
-    run_id = read_json(out / RUN_RECORD)["run_id"]
-    comparison = None       # several seeds: comparison.json, for the report's statistics
-    if len(seeds) == 1:
-        summaries = {spec: runs[spec][seeds[0]] for spec in specs}
-        write_json(out / "comparison.json", {"run_id": run_id,
-                                             "config": {**shared, "seed": seeds[0]},
-                                             "rules": summaries})
-        print(format_table({marked[s]: v for s, v in summaries.items()}))
-    else:
-        stats = {spec: seed_statistics(list(runs[spec].values())) for spec in specs}
-        paired = paired_differences(runs, baseline_rule(args, list(configs)))
-        comparison = {
-            "run_id": run_id, "config": shared, "seeds": seeds, "rules": stats,
-            "paired_differences": paired,
-            "runs": {spec: {str(seed): s for seed, s in runs[spec].items()} for spec in specs},
-            "folders": [str(f.relative_to(out)) for f in folders.values()]}
-        write_json(out / "comparison.json", comparison)
-        print(format_table({marked[s]: v for s, v in stats.items()}))
-        for line in format_paired(paired):
-            print(line)
-    print(f"runs written to {out}")
-    if args.task == "autoencoder":
-        from .training.autoencoder import combine_reconstructions
-        combine_reconstructions(out / "reconstructions.png", dataset, folders)
-    from .report.runs import finished_an_epoch
-    reported = [f for f in folders.values() if finished_an_epoch(f)]
-    if len(reported) < len(folders) and not args.no_report:
-        print("the report leaves out " + ", ".join(
-            name for name, f in folders.items() if f not in reported)
-              + ": no epoch finished", file=sys.stderr)
-    if not args.no_report and reported:
-        from .report import write_report
-        files = write_report(reported, out, tsne_size=args.tsne_size, comparison=comparison)
-        print(f"report written to {files.html} (and {files.markdown.name})")
-
-
-def baseline_rule(args, specs: list[str]) -> str:
-    """``--baseline`` (default: the first rule), checked to be one of ``specs``."""
-    baseline = (getattr(args, "baseline", None) or "").strip() or specs[0]
-    if baseline not in specs:
-        raise ValueError(f"--baseline {baseline!r} is not one of the rules compared: "
-                         f"{', '.join(specs)}")
-    return baseline
 
 
 def minus(text: str) -> str:

@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,123 +34,7 @@ from .interrupt import RunInterrupted, at_once, check_stop
 from .loop import TrainingDiverged, check_shards, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .results import read_json, write_bytes_atomic, write_json, write_jsonl
-
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run; ``config.json`` is this, as a dict."""
-
-    rule: str = "dfa"
-    label: str = ""  # how tables and reports name the run (default: the rule)
-    rule_options: dict[str, Any] = field(default_factory=dict)
-    model: str = "mlp:2x800:tanh"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    taps: list[str] = field(default_factory=list)  # where direct rules' signals enter a user's model
-    data: str = "digits"
-    data_dir: str | None = None
-    download: bool = True
-    normalize: str = "scale"
-    validation: float = 0.0
-    train_size: int | None = None   # keep the first N training examples (None: all)
-    test_size: int | None = None    # keep the first N test examples (None: all)
-    task: str = "classify"
-    loss: str = "ce"
-    loss_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
-    stop_train_error: float = 0.0   # stop once the train error is at most this (0: never)
-    freeze: list[str] = field(default_factory=list)  # parameter names/globs kept fixed
-    init_from: str | None = None    # start from the weights in this model.pt
-    adversarial: float = 0.0        # train on fast-gradient-sign examples with this ε
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "auto"            # auto: CUDA when available, else the CPU
-    probe_size: int = 256
-    log_every_steps: int = 0  # also log the probe metrics every k steps to steps.jsonl (0: off)
-    divergence_factor: float = 100.0  # stop when the loss exceeds this × max(initial, 1) (0: off)
-    amp: bool = False               # training steps under bf16 autocast (mixed precision)
-    compile: bool = False           # torch.compile the converted model for the training steps
-    train_error: str = "full"       # full: re-evaluate the training set after each epoch;
-    #                                 running: the errors of the epoch's own batches (free)
-
-    def validate(self) -> None:
-        """Fail early, with a clear message, on names and values that cannot work."""
-        rule = rules.create(self.rule, **self.rule_options)
-        if self.compile:
-            rule.check_compiles()
-        losses.create(self.loss, **self.loss_options)
-        if self.train_error not in ("full", "running"):
-            raise ValueError(f"train_error is full or running; got {self.train_error!r}")
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
-        if (self.task == "autoencoder") != (self.loss == "reconstruction"):
-            raise ValueError("the autoencoder task goes with the reconstruction loss "
-                             f"(and only it); got task {self.task!r} with loss {self.loss!r}")
-        if (self.task == "regress") != (self.loss == "mse"):
-            raise ValueError("the regress task goes with the mse loss (and only it); got "
-                             f"task {self.task!r} with loss {self.loss!r}")
-        if self.data not in datasets.available():
-            raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
-                             f"{', '.join(datasets.available())}")
-        for name in ("epochs", "batch_size", "probe_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
-        if self.log_every_steps < 0:
-            raise ValueError("log_every_steps must be 0 (off) or a positive step count; got "
-                             f"{self.log_every_steps}")
-        if not 0.0 <= self.stop_train_error < 1.0 or not 0.0 <= self.adversarial < math.inf:
-            raise ValueError("stop_train_error is a fraction in [0, 1) and adversarial an "
-                             f"ε >= 0; got {self.stop_train_error} and {self.adversarial}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ValueError(f"the learning rate must be positive and finite; got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum is in [0, 1); got {self.momentum}")
-        if not 0 <= self.weight_decay < math.inf:
-            raise ValueError(f"weight_decay is >= 0 and finite; got {self.weight_decay}")
-        if not 0 <= self.seed < 2 ** 32:
-            raise ValueError(f"a seed is a whole number in [0, 2^32); got {self.seed}")
-        if not self.divergence_factor >= 0:
-            raise ValueError("divergence_factor is 0 (off) or a factor > 0 over the initial "
-                             f"loss; got {self.divergence_factor}")
-        models.check_taps(self.model, self.taps)
-        resolve_device(self.device)
-
-
-    @classmethod
-    def from_dict(cls, values: dict, source: str = "the config") -> "RunConfig":
-        """A config from a ``config.json`` dict (keys this version does not know are
-        dropped); a value of the wrong type is an error naming ``source`` and the key."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kept = {k: v for k, v in values.items() if k in fields}
-        for key, value in kept.items():
-            kind = str(fields[key].type)
-            check = _TYPE_CHECKS.get(kind.removesuffix(" | None"))
-            if check is None or (value is None and kind.endswith(" | None")):
-                continue
-            if not check[0](value):
-                raise ValueError(f"{source}: {key} must be {check[1]}; got {value!r}")
-        return cls(**kept)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-_TYPE_CHECKS = {    # a RunConfig field's annotation -> (check, what it must be)
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
-    "float": (_is_number, "a number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-    "dict[str, Any]": (lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
-                       "an object"),
-    "list[str]": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-                  "a list of strings"),
-}
-
-TASKS = ("classify", "autoencoder", "regress")
+from .config import TASKS, RunConfig, resolve_device  # (imported from here too)
 
 
 def check_task(config: RunConfig, dataset: datasets.Dataset) -> None:
@@ -170,31 +54,6 @@ def targets(config: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor
 def num_outputs(config: RunConfig, dataset: datasets.Dataset) -> int:
     return math.prod(dataset.input_shape) if config.task == "autoencoder" \
         else dataset.num_classes
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N``, ``mps`` (Apple GPUs, where torch has them) or ``auto``
-    (CUDA when available)."""
-    name = distributed.local_device(name)       # under torchrun: this rank's own GPU
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} was asked for, but this torch build sees no "
-                             "CUDA GPU; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r}: there are only {torch.cuda.device_count()} "
-                             "CUDA devices (cuda:0 …)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} was asked for, but this machine has no Apple GPU "
-                         "(MPS); use --device cpu")
-    return device
 
 
 def seeded_generator(seed: int, stream: int) -> torch.Generator:
@@ -420,8 +279,61 @@ def completed_summary(config: RunConfig, out: Path, state: ResumeState | None) -
     return summary if fits else None
 
 
+@dataclass
+class Training:
+    """A run while it trains: what its set-up made, and the rows its epochs recorded
+    (``saved``: how many of them the checkpoint on disk holds)."""
+
+    config: RunConfig
+    out: Path
+    device: torch.device
+    dataset: datasets.Dataset
+    run_id: str
+    net: torch.nn.Module
+    rule: Any
+    loss_fn: Any
+    optimizer: torch.optim.Optimizer
+    forward: Callable               # what computes the training steps
+    ranks: distributed.Ranks
+    order: torch.Generator          # the data order
+    probe_x: torch.Tensor
+    probe_y: torch.Tensor
+    train_t: torch.Tensor
+    test_t: torch.Tensor
+    val_t: torch.Tensor | None
+    rows: list[dict]
+    step_rows: list[dict]           # with log_every_steps: the probe metrics every k steps
+    initial_loss: float
+    saved: int
+    loss_bound: float
+
+
 def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress, on_epoch,
            state: ResumeState | None) -> dict:
+    t = _set_up(config, out, device, dataset, state)
+    summary = _start_summary(t)
+    try:
+        stopped_early = bool(t.rows) and t.rows[-1]["train_error"] <= config.stop_train_error
+        for epoch in range(len(t.rows) + 1, len(t.rows) if stopped_early else config.epochs + 1):
+            row = _epoch(t, epoch, progress)
+            if on_epoch is not None:
+                on_epoch(row)
+            if row["train_error"] <= config.stop_train_error:
+                break
+            check_stop()
+        summary["status"] = "completed"
+    except BaseException as err:
+        _set_status(summary, err)
+        raise
+    finally:
+        _finish(t, summary)
+    return summary
+
+
+def _set_up(config: RunConfig, out: Path, device: torch.device, dataset,
+            state: ResumeState | None) -> Training:
+    """The data, the model, rule, loss and optimizer (restored from the checkpoint when
+    resuming), ``config.json``, and the probe batch and targets."""
     run_id = state.run_id if state is not None else new_run_id()
     if dataset is None:
         dataset = load_dataset(config, device)
@@ -429,7 +341,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     check_task(config, dataset)
     net, rule, loss_fn, optimizer = build(config, dataset, device)
     ranks = distributed.current()
-    forward = net                                   # what computes the training steps
+    forward = net
     if ranks.parallel:
         distributed.check_same_on_every_rank(net)
         torch.manual_seed(config.seed * 1000 + 100 + ranks.rank)   # each rank its dropout
@@ -437,136 +349,161 @@ def _train(config: RunConfig, out: Path, device: torch.device, dataset, progress
     if config.compile:
         forward = torch.compile(forward)
     check_shards(len(dataset.train_x), config.batch_size, ranks)
-    writer = ranks.writer
-    if writer:
+    if ranks.writer:
         write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
     order = seeded_generator(config.seed, 2)
-    probe_x = dataset.train_x[:config.probe_size]
     train_t = targets(config, dataset.train_x, dataset.train_y)
-    test_t = targets(config, dataset.test_x, dataset.test_y)
     val_t = None if dataset.val_x is None else targets(config, dataset.val_x, dataset.val_y)
-    probe_y = train_t[:config.probe_size]
-
-    rows: list[dict] = []
-    step_rows: list[dict] = []  # with log_every_steps: the probe metrics every k steps
+    t = Training(config, out, device, dataset, run_id, net, rule, loss_fn, optimizer, forward,
+                 ranks, order, probe_x=dataset.train_x[:config.probe_size],
+                 probe_y=train_t[:config.probe_size], train_t=train_t,
+                 test_t=targets(config, dataset.test_x, dataset.test_y), val_t=val_t,
+                 rows=[], step_rows=[], initial_loss=math.nan, saved=0, loss_bound=math.inf)
     checkpoint = state.checkpoint if state is not None else None
     if checkpoint is not None:
         restore(checkpoint, net, optimizer, order, device, ranks)
-        rows, step_rows = list(checkpoint["rows"]), list(checkpoint["step_rows"])
-        initial_loss = checkpoint["initial_loss"]
+        t.rows, t.step_rows = list(checkpoint["rows"]), list(checkpoint["step_rows"])
+        t.initial_loss = checkpoint["initial_loss"]
     else:
-        initial_loss = evaluate(net, probe_x, probe_y, loss_fn)[0]
-    saved = len(rows)           # the epochs the checkpoint on disk holds
-    loss_bound = config.divergence_factor * max(initial_loss, 1.0) \
-        if config.divergence_factor > 0 else math.inf
-    steps_per_epoch = math.ceil(len(dataset.train_x) / config.batch_size)
+        t.initial_loss = evaluate(net, t.probe_x, t.probe_y, loss_fn)[0]
+    t.saved = len(t.rows)
+    if config.divergence_factor > 0:
+        t.loss_bound = config.divergence_factor * max(t.initial_loss, 1.0)
+    return t
+
+
+def _start_summary(t: Training) -> dict:
+    """The run's summary as it starts (status running), written."""
+    config = t.config
     summary = {
-        "run_id": run_id,
+        "run_id": t.run_id,
         "rule": config.rule, "label": config.label or config.rule,
         "rule_options": config.rule_options, "model": config.model,
         "data": config.data, "task": config.task, "loss": config.loss,
         "optimizer": config.optimizer,
         "lr": config.lr, "batch_size": config.batch_size, "epochs": config.epochs,
-        "seed": config.seed, "device": str(device), "amp": config.amp,
-        "compile": config.compile, "world_size": ranks.world,
+        "seed": config.seed, "device": str(t.device), "amp": config.amp,
+        "compile": config.compile, "world_size": t.ranks.world,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "biocredit": package_version(),
-        "parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
-        "weight_transport": transport_report(net, probe_x[:2]).summary(),
+        "parameters": sum(p.numel() for p in t.net.parameters() if p.requires_grad),
+        "weight_transport": transport_report(t.net, t.probe_x[:2]).summary(),
         "status": "running",
     }
-    if writer:
-        write_json(out / "summary.json", summary)
-    try:
-        stopped_early = bool(rows) and rows[-1]["train_error"] <= config.stop_train_error
-        for epoch in range(len(rows) + 1, len(rows) if stopped_early else config.epochs + 1):
-            def report(step, steps, mean, epoch=epoch):
-                if progress is not None:
-                    progress(epoch, step, steps, mean)
+    if t.ranks.writer:
+        write_json(t.out / "summary.json", summary)
+    return summary
 
-            on_step = None
-            if config.log_every_steps > 0:
-                def on_step(step, mean_loss, epoch=epoch,
-                            offset=(epoch - 1) * steps_per_epoch):
-                    if (offset + step) % config.log_every_steps == 0:
-                        step_rows.append({"run_id": run_id, "step": offset + step,
-                                          "epoch": epoch, "train_loss": mean_loss(),
-                                          **probe_metrics(net, rule, probe_x, probe_y,
-                                                          loss_fn)})
 
-            start = time.perf_counter()
-            running = torch.zeros((), dtype=torch.float64, device=device) \
-                if config.train_error == "running" else None
-            train_loss = train_epoch(net, rule, dataset.train_x, train_t, loss_fn,
-                                     optimizer, config.batch_size, order, report,
-                                     on_step=on_step, adversarial=config.adversarial,
-                                     loss_bound=loss_bound, amp=config.amp, forward=forward,
-                                     error_sum=running, ranks=ranks)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - start
-            distributed.share_buffers(net)
-            row = {"run_id": run_id, "epoch": epoch, "train_loss": train_loss}
-            if running is None:
-                _, row["train_error"] = evaluate(net, dataset.train_x, train_t, loss_fn,
-                                                 ranks=ranks)
-            else:
-                row["train_error"] = running.item() / len(dataset.train_x)
-            row["test_loss"], row["test_error"] = evaluate(net, dataset.test_x, test_t, loss_fn,
-                                                           ranks=ranks)
-            if val_t is not None:
-                _, row["val_error"] = evaluate(net, dataset.val_x, val_t, loss_fn, ranks=ranks)
-            row["seconds"] = seconds
-            row.update(probe_metrics(net, rule, probe_x, probe_y, loss_fn))
-            row.update(feedback_alignment(net))
-            row.update(output_feedback_angles(net, probe_x, probe_y, loss_fn))
-            check_finite(net, row)
-            rows.append(row)
-            rng = rng_states(order, device, ranks)
-            if writer:
-                if step_rows:
-                    write_jsonl(out / "steps.jsonl", step_rows)
-                save_model(net, out / "model.pt", run_id)
-                row["overhead_seconds"] = time.perf_counter() - start - seconds  # (so far)
-                save_checkpoint(out / CHECKPOINT, {
-                    "run_id": run_id, "epoch": epoch, "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(), "rng": rng,
-                    "rows": rows, "step_rows": step_rows, "initial_loss": initial_loss})
-            saved = len(rows)
-            row["overhead_seconds"] = time.perf_counter() - start - seconds  # with the checkpoint
-            if writer:
-                write_jsonl(out / "metrics.jsonl", rows)
-            if on_epoch is not None:
-                on_epoch(row)
-            if row["train_error"] <= config.stop_train_error:
-                break
-            check_stop()
-        summary["status"] = "completed"
-    except TrainingDiverged as err:
+def _epoch(t: Training, epoch: int, progress) -> dict:
+    """Train one epoch, measure the network, and save it: the epoch's row of metrics."""
+    start = time.perf_counter()
+    running = torch.zeros((), dtype=torch.float64, device=t.device) \
+        if t.config.train_error == "running" else None
+
+    def report(step, steps, mean):
+        if progress is not None:
+            progress(epoch, step, steps, mean)
+
+    train_loss = train_epoch(t.net, t.rule, t.dataset.train_x, t.train_t, t.loss_fn,
+                             t.optimizer, t.config.batch_size, t.order, report,
+                             on_step=_step_logger(t, epoch), adversarial=t.config.adversarial,
+                             loss_bound=t.loss_bound, amp=t.config.amp, forward=t.forward,
+                             error_sum=running, ranks=t.ranks)
+    if t.device.type == "cuda":
+        torch.cuda.synchronize(t.device)
+    seconds = time.perf_counter() - start
+    distributed.share_buffers(t.net)
+    row = _measure(t, epoch, train_loss, running)
+    row["seconds"] = seconds
+    row.update(probe_metrics(t.net, t.rule, t.probe_x, t.probe_y, t.loss_fn))
+    row.update(feedback_alignment(t.net))
+    row.update(output_feedback_angles(t.net, t.probe_x, t.probe_y, t.loss_fn))
+    check_finite(t.net, row)
+    t.rows.append(row)
+    _save_epoch(t, epoch, row, start, seconds)
+    return row
+
+
+def _step_logger(t: Training, epoch: int):
+    """With ``log_every_steps = k``: the ``on_step`` that records the probe metrics every
+    ``k`` steps (counted over the whole run); else ``None``."""
+    if t.config.log_every_steps <= 0:
+        return None
+    offset = (epoch - 1) * math.ceil(len(t.dataset.train_x) / t.config.batch_size)
+
+    def on_step(step, mean_loss):
+        if (offset + step) % t.config.log_every_steps == 0:
+            t.step_rows.append({"run_id": t.run_id, "step": offset + step, "epoch": epoch,
+                                "train_loss": mean_loss(),
+                                **probe_metrics(t.net, t.rule, t.probe_x, t.probe_y,
+                                                t.loss_fn)})
+    return on_step
+
+
+def _measure(t: Training, epoch: int, train_loss: float, running) -> dict:
+    """The errors after an epoch: train (re-evaluated, or ``running``: the epoch's own
+    batches), test and validation."""
+    row = {"run_id": t.run_id, "epoch": epoch, "train_loss": train_loss}
+    if running is None:
+        _, row["train_error"] = evaluate(t.net, t.dataset.train_x, t.train_t, t.loss_fn,
+                                         ranks=t.ranks)
+    else:
+        row["train_error"] = running.item() / len(t.dataset.train_x)
+    row["test_loss"], row["test_error"] = evaluate(t.net, t.dataset.test_x, t.test_t,
+                                                   t.loss_fn, ranks=t.ranks)
+    if t.val_t is not None:
+        _, row["val_error"] = evaluate(t.net, t.dataset.val_x, t.val_t, t.loss_fn,
+                                       ranks=t.ranks)
+    return row
+
+
+def _save_epoch(t: Training, epoch: int, row: dict, start: float, seconds: float) -> None:
+    """The writer: the model, the checkpoint and the metrics after an epoch (the row's
+    ``overhead_seconds``: the time after training, evaluation and files)."""
+    rng = rng_states(t.order, t.device, t.ranks)
+    if t.ranks.writer:
+        if t.step_rows:
+            write_jsonl(t.out / "steps.jsonl", t.step_rows)
+        save_model(t.net, t.out / "model.pt", t.run_id)
+        row["overhead_seconds"] = time.perf_counter() - start - seconds  # (so far)
+        save_checkpoint(t.out / CHECKPOINT, {
+            "run_id": t.run_id, "epoch": epoch, "model": t.net.state_dict(),
+            "optimizer": t.optimizer.state_dict(), "rng": rng,
+            "rows": t.rows, "step_rows": t.step_rows, "initial_loss": t.initial_loss})
+    t.saved = len(t.rows)
+    row["overhead_seconds"] = time.perf_counter() - start - seconds  # with the checkpoint
+    if t.ranks.writer:
+        write_jsonl(t.out / "metrics.jsonl", t.rows)
+
+
+def _set_status(summary: dict, err: BaseException) -> None:
+    """The summary's status and message for a run that ``err`` stopped."""
+    if isinstance(err, TrainingDiverged):
         summary["status"] = "diverged"
         summary["message"] = str(err)
         err.summary = summary
-        raise
-    except (RunInterrupted, KeyboardInterrupt) as err:
+    elif isinstance(err, (RunInterrupted, KeyboardInterrupt)):
         summary["status"] = "interrupted"
         summary["message"] = str(err) or "stopped by KeyboardInterrupt"
-        raise
-    except Exception as err:
+    elif isinstance(err, Exception):
         summary["status"] = "failed"
         summary["message"] = f"{type(err).__name__}: {str(err).strip()[:500]}"
-        raise
-    finally:
-        # Only what the checkpoint holds: an epoch whose checkpoint could not be written (a
-        # full disk) is not claimed, so the summary never names an epoch --resume lacks.
-        summary.update(final_metrics(rows[:saved]))
-        summary["resume_epoch"] = saved
-        if writer:
-            write_json(out / "summary.json", summary)
-            if step_rows:
-                write_jsonl(out / "steps.jsonl", step_rows)
-            if rows and summary["status"] == "completed" and config.task == "autoencoder":
-                save_reconstructions(net, dataset, out)
-    return summary
+
+
+def _finish(t: Training, summary: dict) -> None:
+    """The summary's final metrics, written (the writer), however the run ended; a
+    completed autoencoder's reconstructions."""
+    # Only what the checkpoint holds: an epoch whose checkpoint could not be written (a
+    # full disk) is not claimed, so the summary never names an epoch --resume lacks.
+    summary.update(final_metrics(t.rows[:t.saved]))
+    summary["resume_epoch"] = t.saved
+    if t.ranks.writer:
+        write_json(t.out / "summary.json", summary)
+        if t.step_rows:
+            write_jsonl(t.out / "steps.jsonl", t.step_rows)
+        if t.rows and summary["status"] == "completed" and t.config.task == "autoencoder":
+            save_reconstructions(t.net, t.dataset, t.out)
 
 
 def final_metrics(rows: list[dict]) -> dict:

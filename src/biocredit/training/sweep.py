@@ -30,7 +30,8 @@ from .interrupt import (Interrupted, RunInterrupted, pending_stop, request_stop,
                         stop_on_signals)
 from .loop import TrainingDiverged
 from .results import read_json
-from .run import RunConfig, load_dataset, resolve_device, run
+from .config import RunConfig, resolve_device
+from .run import load_dataset, run
 
 
 @dataclass
