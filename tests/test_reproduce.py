@@ -213,13 +213,27 @@ def test_claims_name_runs_of_a_step():
 
 def test_reproduce_reports_a_failing_preset_and_goes_on(tmp_path, capsys, monkeypatch):
     import biocredit.experiments as experiments
-    bad = Preset("bad", "a preset whose command is wrong", (Step(("train", "--nope")),))
-    monkeypatch.setattr(experiments, "PRESETS", {"bad": bad, "demo": PRESETS["demo"]})
+    import biocredit.experiments.suite as suite
+    lacking = Preset("lacking", "a preset whose data is not installed",
+                     (Step(("train", "--rule", "bp", "--data", "digits")),))
+    monkeypatch.setattr(experiments, "PRESETS", {"lacking": lacking, "demo": PRESETS["demo"]})
+    monkeypatch.setattr(suite, "missing_data", lambda p, budget, extra=(): (
+        "lacking needs a data set, which is not installed here" if p is lacking else None))
     code = main(["reproduce", "all", "--budget", "smoke", "--out", str(tmp_path)])
     assert code == 1
-    assert "1 preset(s) failed: bad" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "lacking needs a data set" in err and "1 preset(s) failed: lacking" in err
     assert json.loads((tmp_path / "demo" / RECORD).read_text())["status"] == "done"
     assert (tmp_path / "REPRODUCTION.md").is_file() and (tmp_path / "REPRODUCTION.html").is_file()
+
+
+def test_reproduce_refuses_a_wrong_step_before_anything_runs(tmp_path, capsys, monkeypatch):
+    import biocredit.experiments as experiments
+    bad = Preset("bad", "a preset whose command is wrong", (Step(("train", "--nope")),))
+    monkeypatch.setattr(experiments, "PRESETS", {"demo": PRESETS["demo"], "bad": bad})
+    assert main(["reproduce", "all", "--budget", "smoke", "--out", str(tmp_path)]) == 2
+    assert "--nope" in capsys.readouterr().err
+    assert not tmp_path.joinpath("demo").exists()
 
 
 # -- what the new experiments need --------------------------------------------------------------
