@@ -162,6 +162,7 @@ def test_a_step_stopped_part_way_continues_with_resume(tmp_path):
         out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else Path(argv[2])
         out.mkdir(parents=True, exist_ok=True)
         (out / "run.json").write_text("{}")
+        (out / "checkpoint.ckpt").write_bytes(b"")
         if len(calls) == 1:
             return 143                                      # SIGTERM after an epoch
         return fake_runner({"small.bp": 0.1, "small.fa": 0.2, "large.bp": 0.1,

@@ -89,10 +89,13 @@ def run_preset(preset: Preset, budget: str, root: str | Path, runner: Runner,
 def continued(argv: list[str], folder: Path) -> list[str] | None:
     """The command that continues ``argv``'s unfinished run in ``folder`` from its last
     finished epoch (``--resume``), or ``None`` when the folder holds no started run of this
-    command line (then it starts afresh)."""
+    command line with a checkpoint to go on from (then it starts afresh: a clone of the
+    committed results has the runs' files but not their checkpoints)."""
     marker = folder / STARTED
     if not marker.is_file() or read_json(marker).get("argv") != argv or not (
             (folder / "run.json").is_file() or (folder / "config.json").is_file()):
+        return None
+    if not any(folder.rglob("checkpoint.ckpt")):
         return None
     return [argv[0], "--resume", str(folder)]
 
