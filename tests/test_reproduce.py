@@ -366,3 +366,16 @@ def test_output_feedback_angles_follow_lillicraps_definitions():
     assert output_feedback_angles(rules.create("dfa").convert(plain), x, y, loss) == {}
     with pytest.raises(ValueError, match="init_scale"):
         models.create("mlp:1x6:linear", (5,), 3, init="xavier", init_scale=0.3)
+
+
+def test_a_started_step_without_a_checkpoint_starts_afresh(tmp_path):
+    """A clone of the committed results holds a step's run files but no checkpoint."""
+    from biocredit.experiments.suite import STARTED, continued
+    argv = ["compare", "--rules", "bp", "--out", str(tmp_path)]
+    (tmp_path / STARTED).write_text(json.dumps({"argv": argv}))
+    (tmp_path / "run.json").write_text("{}")
+    assert continued(argv, tmp_path) is None
+    (tmp_path / "bp").mkdir()
+    (tmp_path / "bp" / "checkpoint.ckpt").write_bytes(b"")
+    assert continued(argv, tmp_path) == ["compare", "--resume", str(tmp_path)]
+    assert continued(argv[:-2], tmp_path) is None          # another command line
