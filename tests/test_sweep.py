@@ -115,7 +115,9 @@ def test_ctrl_c_stops_every_worker_and_the_sweep_resumes(tmp_path):
     assert process.returncode == 130, err
     assert "biocredit compare --resume sweep" in err
     stopped = [json.loads(p.read_text()) for p in tmp_path.glob("sweep/*/summary.json")]
-    assert len(stopped) == 2                    # the third run had not started
+    # The third run had not started; the second one too, if the signal found it still
+    # setting up (a signal during set-up stops at once, leaving nothing to resume).
+    assert 1 <= len(stopped) <= 2
     assert {s["status"] for s in stopped} == {"interrupted"}    # none went on to its end
     epochs = str(max(s["resume_epoch"] for s in stopped) + 1)
     resumed = cli(["compare", "--resume", "sweep", "--epochs", epochs, "--jobs", "1"],

@@ -126,6 +126,7 @@ PRESETS = [
                   note="'only DFA trains' read as DFA's train error at least 10 points below "
                        "BP's and FA's"),),
            SOURCE, COMMON_SETTINGS, short=(*SHORT, "--epochs", "2"),
+           smoke=("--train-size", "64", "--test-size", "64", "--probe-size", "16"),
            cost=cost(9, 300, 50, 3, "BP and FA, which do not train, run all 300")),
     Preset("nokland-depth", "Table 1, 1x800 to 4x800 tanh: BP, FA, DFA at every depth, and "
                             "the 2x800 net at a third of the learning rate",
