@@ -24,6 +24,7 @@ SMOKE_DATA = {"fashion-mnist": "synthetic", "mnist": "synthetic", "cifar10": "sy
 SMOKE = ("--epochs", "1", "--train-size", "200", "--test-size", "200", "--seeds", "1",
          "--probe-size", "64", "--quiet")
 SHORT_IMAGES = ("--train-size", "10000", "--test-size", "5000", "--seeds", "1")
+SMOKE_SMALL = ("--train-size", "64", "--test-size", "64", "--probe-size", "16")  # deep nets
 REPEATABLE = {"-O", "--rule-option"}     # flags a step may give more than once
 
 

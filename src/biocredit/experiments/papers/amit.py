@@ -4,7 +4,7 @@ saturated linearity; the linear theory. The conv nets are CIFAR's (not installed
 from __future__ import annotations
 
 from ..claims import Claim
-from ..preset import SHORT_IMAGES, Preset, Setting, Step, cost
+from ..preset import SHORT_IMAGES, SMOKE_SMALL, Preset, Setting, Step, cost
 
 SOURCE = "amit"
 RESULTS = "Amit 2019, Results"
@@ -128,7 +128,8 @@ PRESETS = [
                   note="URFB nearer to BP than to FRFB"),
             Claim("simpnet.urfb.mean_wb_correlation > simpnet.frfb.mean_wb_correlation",
                   ALIGN, RESULTS, note="mean over layers of corr(W_l, R_l)")),
-           SOURCE, CONV_SETTINGS, short=CONV_SHORT, budgets=("smoke", "short"), cost=CONV_COST,
+           SOURCE, CONV_SETTINGS, short=CONV_SHORT, smoke=SMOKE_SMALL, budgets=("smoke", "short"),
+           cost=CONV_COST,
            figures=("errors.png", "feedback-correlation.png")),
     Preset("amit-deep", "Amit's deepernet (residual SUM layers) and deepnet_s untied: BP, "
                         "FRFB, URFB (hours even at the short budget)",
@@ -146,6 +147,6 @@ PRESETS = [
                     Setting("deepnet_s untied", "untied from the start", choice="the paper "
                             "trains 100 epochs with convolutions, then freezes the first layer "
                             "and retrains the rest untied (GPU memory); not built here")),
-           short=CONV_SHORT, budgets=("smoke",), cost=CONV_COST,
+           short=CONV_SHORT, smoke=SMOKE_SMALL, budgets=("smoke",), cost=CONV_COST,
            figures=("errors.png", "feedback-correlation.png")),
 ]

@@ -4,7 +4,7 @@ Table 1's numbers are lost in our copy; the abstract's 1.45 % and the IFA run's 
 from __future__ import annotations
 
 from ..claims import Claim
-from ..preset import SHORT_IMAGES, Preset, Setting, Step, cost, one
+from ..preset import SHORT_IMAGES, SMOKE_SMALL, Preset, Setting, Step, cost, one
 
 SOURCE = "nokland"
 RESULTS = "Nøkland 2016, Results"
@@ -126,7 +126,7 @@ PRESETS = [
                   note="'only DFA trains' read as DFA's train error at least 10 points below "
                        "BP's and FA's"),),
            SOURCE, COMMON_SETTINGS, short=(*SHORT, "--epochs", "2"),
-           smoke=("--train-size", "64", "--test-size", "64", "--probe-size", "16"),
+           smoke=SMOKE_SMALL,
            cost=cost(9, 300, 50, 3, "BP and FA, which do not train, run all 300")),
     Preset("nokland-depth", "Table 1, 1x800 to 4x800 tanh: BP, FA, DFA at every depth, and "
                             "the 2x800 net at a third of the learning rate",
@@ -227,7 +227,7 @@ PRESETS = [
                     *COMMON_SETTINGS[1:4], COMMON_SETTINGS[5], COMMON_SETTINGS[-1]),
            short=(*SHORT_IMAGES, "--data", "fashion-mnist", "--train-size", "3000",
                   "--epochs", "2"),
-           budgets=("smoke", "short"),
+           budgets=("smoke", "short"), smoke=SMOKE_SMALL,
            cost="CIFAR-10 is not installed here; 9 runs of up to 300 epochs: about 3 GPU-hours "
                 "on one H100, weeks on 2 CPU cores"),
     Preset("nokland-ifa", "IFA on mlp:4x100:tanh, MNIST, from a random initialization",
