@@ -92,7 +92,7 @@ def test_near_holds_within_the_tolerance_or_twice_the_seeds_std():
     three = {"dkp": seeds(0.25, 0.5, 0.75)}
     verdict = evaluate(Claim("near(dkp.test_error, 1, 0.001)", "q", "s"), three)
     assert verdict.status == "holds"
-    assert "dkp.test_error 0.5000 ± 0.2500 vs the paper's 1 (tolerance 0.5000)" in verdict.ours
+    assert verdict.ours == "dkp.test_error 0.5000 ± 0.2500 vs the paper's 1 (tolerance 0.5000)"
     assert evaluate(Claim("near(dkp.test_error, 1.0625, 0.001)", "q", "s"),
                     three).status == "does not hold"
     assert evaluate(Claim("near(dkp.test_error, 1.0625, 0.5625)", "q", "s"),

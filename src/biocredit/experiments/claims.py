@@ -247,7 +247,9 @@ def evaluate(claim: Claim, results: dict[str, list[dict]]) -> Verdict:
                for name, attr in read}
     judge = _Judge(claim.statement, samples)
     holds = judge.truth(tree.body)
-    ours = "; ".join([*(_describe(name, attr, samples[name, attr]) for name, attr in read),
+    described = [_describe(name, attr, samples[name, attr]) for name, attr in read]
+    ours = "; ".join([*(d for d in described          # a near() states its own x already
+                        if not any(n.startswith(d + " vs") for n in judge.nears)),
                       *judge.nears])
     if seeds == 1:
         ours += "; one seed: no margin"
