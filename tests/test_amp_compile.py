@@ -33,7 +33,8 @@ def test_every_rules_signal_under_bf16_autocast_is_its_float32_signal(name, spec
     base = models.create(spec, shape, 10)
     x, y = torch.randn(32, *shape), torch.randint(0, 10, (32,))
     rule = rules.create(name)
-    net = rule.convert(base, generator=torch.Generator().manual_seed(1), example_input=x[:1])
+    net = biocredit.convert(base, rule, generator=torch.Generator().manual_seed(1),
+                            example_input=x[:1])
     state = copy.deepcopy(net.state_dict())   # (node perturbation's noise counter too)
     exact = gradients(net, rule, x, y, amp=False)
     net.load_state_dict(state)
@@ -80,7 +81,7 @@ def test_compiled_models_get_eagers_gradients_for_bp_fa_and_dfa(can_compile):
     for name in ("bp", "fa", "dfa"):
         torch.manual_seed(0)
         rule = rules.create(name)
-        net = rule.convert(models.create("mlp:2x32:tanh", (1, 8, 8), 10),
+        net = biocredit.convert(models.create("mlp:2x32:tanh", (1, 8, 8), 10), rule,
                            generator=torch.Generator().manual_seed(1), example_input=x[:1])
         eager = gradients(net, rule, x, y, amp=False)
         compiled = torch.compile(net)

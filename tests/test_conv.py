@@ -83,9 +83,9 @@ def test_every_rule_trains_every_conv_model(model, rule):
     r = R.create(rule)
     if rule == "ifa" and model.removesuffix("-untied") in RESIDUAL_MODELS:
         with pytest.raises(ValueError, match="residual"):
-            r.convert(net0)
+            biocredit.convert(net0, r)
         return
-    net = r.convert(net0, generator=torch.Generator().manual_seed(1))
+    net = biocredit.convert(net0, r, generator=torch.Generator().manual_seed(1))
     x, y = torch.randn(3, 1, 28, 28), torch.randint(0, 10, (3,))
     r.backward(net, x, y, L.create("ce"))
     for name, p in net.named_parameters():
@@ -109,7 +109,7 @@ def test_untied_models_for_rules(model, rule):
 
 def test_general_rule_on_a_pooling_model_says_why_not():
     with pytest.raises(ValueError, match="element-wise"):
-        R.create("general").convert(M.create("lenet", (1, 28, 28), 10))
+        biocredit.convert(M.create("lenet", (1, 28, 28), 10), R.create("general"))
 
 
 def lenet_step(rule_name, seed, **model_options):
@@ -117,7 +117,7 @@ def lenet_step(rule_name, seed, **model_options):
     torch.manual_seed(seed)
     net0 = M.create("lenet", (1, 12, 12), 4, **model_options).double()
     rule = R.create(rule_name)
-    net = rule.convert(net0, generator=torch.Generator().manual_seed(seed + 1))
+    net = biocredit.convert(net0, rule, generator=torch.Generator().manual_seed(seed + 1))
     x, y = torch.randn(5, 1, 12, 12, dtype=torch.float64), torch.randint(0, 4, (5,))
     rule.backward(net, x, y, L.create("ce"))
     return net, x, y
@@ -243,7 +243,7 @@ def test_ifa_taps_record_a_graph_only_where_pooling_lies_before_the_next_layer(m
     max-pool between the second tap and the fully connected layer, whose indices carry the
     forward signal. Elsewhere no layer computes an input gradient nobody uses."""
     from biocredit.layers import engine_of
-    net = R.create("ifa").convert(M.create(model, shape, 10),
+    net = biocredit.convert(M.create(model, shape, 10), R.create("ifa"),
                                   generator=torch.Generator().manual_seed(1),
                                   example_input=torch.zeros(1, *shape))
     x, y = torch.randn(4, *shape), torch.randint(0, 10, (4,))

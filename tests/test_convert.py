@@ -381,7 +381,7 @@ def test_transport_report_of_an_mlp_under_every_rule():
     torch.manual_seed(0)
     net = biocredit.models.create("mlp:2x6:tanh", (1, 2, 2), 3)
     for name in R.available():
-        report = biocredit.transport_report(R.create(name).convert(net))
+        report = biocredit.transport_report(biocredit.convert(net, R.create(name)))
         if name == "shallow":   # by definition no signal reaches the hidden layers
             assert report.unreached == [f"blocks.{i}.layer.{k}" for i in (0, 1)
                                         for k in ("weight", "bias")]
@@ -498,12 +498,12 @@ def test_in_place_activations_are_refused_where_a_rule_needs_the_layer_output():
     for name in ("ifa", "general"):
         with pytest.raises(ValueError, match=f"{name} needs each weight layer's output.*"
                                              "inplace=False"):
-            R.create(name).convert(model(True), generator=torch.Generator().manual_seed(1),
-                                   example_input=x[:1])
+            biocredit.convert(model(True), R.create(name),
+                              generator=torch.Generator().manual_seed(1), example_input=x[:1])
     grads = {}
     for inplace in (False, True):
-        net = R.create("dfa").convert(model(inplace), generator=torch.Generator().manual_seed(1),
-                                      example_input=x[:1])
+        net = biocredit.convert(model(inplace), R.create("dfa"),
+                                generator=torch.Generator().manual_seed(1), example_input=x[:1])
         F.cross_entropy(net(x), y).backward()
         grads[inplace] = [p.grad for p in net.parameters()]
     for a, b in zip(grads[False], grads[True]):

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+import biocredit
 import biocredit.losses as L
 import biocredit.models as M
 import biocredit.rules as R
-from biocredit.layers import exact_gradients
+from biocredit.conversion import exact_gradients
 
 N, D, H1, H2, C = 7, 5, 6, 4, 3
 
@@ -25,7 +26,7 @@ def data(seed=1):
 
 def run(name, net0, x, y, seed=3, setup=None, **options):
     rule = R.create(name, **options)
-    net = rule.convert(net0, generator=torch.Generator().manual_seed(seed))
+    net = biocredit.convert(net0, rule, generator=torch.Generator().manual_seed(seed))
     if setup:
         setup(net)
     rule.backward(net, x, y, L.create("ce"))
@@ -124,11 +125,11 @@ def test_cyclic_sources_are_refused():
 
 def test_bad_sources_are_refused_clearly():
     with pytest.raises(ValueError, match="no layer below"):
-        R.create("general", sources="below;direct").convert(make())
+        biocredit.convert(make(), R.create("general", sources="below;direct"))
     with pytest.raises(ValueError, match="2 hidden layers"):
-        R.create("general", sources="direct").convert(make())
+        biocredit.convert(make(), R.create("general", sources="direct"))
     with pytest.raises(ValueError, match="s1, s2, s3"):
-        R.create("general", strategy="s9").convert(make())
+        biocredit.convert(make(), R.create("general", strategy="s9"))
 
 
 @pytest.mark.parametrize("name", ["dfa", "general"])
@@ -191,7 +192,7 @@ def test_a_tiny_autoencoder_learns(name):
     torch.manual_seed(0)
     model = M.create("mlp:2x32:tanh", (64,), 64)
     rule = R.create(name)
-    net = rule.convert(model, generator=torch.Generator().manual_seed(1))
+    net = biocredit.convert(model, rule, generator=torch.Generator().manual_seed(1))
     loss_fn = L.create("reconstruction")
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-3)
     start = evaluate(net, x, x, loss_fn)[1]

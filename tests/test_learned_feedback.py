@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+import biocredit
 import biocredit.losses as L
 import biocredit.models as M
 import biocredit.rules as R
-from biocredit.layers import FeedbackLinear, exact_gradients
+from biocredit.conversion import exact_gradients
+from biocredit.layers import FeedbackLinear
 from biocredit.layers.feedback_init import initial_feedback
 from biocredit.metrics import correlation, feedback_alignment
 from biocredit.training import RunConfig, run
@@ -46,7 +48,7 @@ def sgd_steps(rule, net, x, y, lr, steps):
 @pytest.mark.parametrize("name, options", [("kp", {"decay": 0.01}), ("urfb", {})])
 def test_kp_and_urfb_started_at_w_transpose_equal_bp_at_every_step(name, options):
     rule = R.create(name, **options)
-    net = rule.convert(make())
+    net = biocredit.convert(make(), rule)
     for m in feedback_layers(net):
         m.feedback.copy_(m.weight)          # B := Wᵀ (stored in W's layout)
     loss_fn = L.create("ce")
@@ -65,7 +67,7 @@ def test_kp_and_urfb_started_at_w_transpose_equal_bp_at_every_step(name, options
 @pytest.mark.parametrize("epsilon", [1.0, 0.5])
 def test_urfb_feedback_update_is_epsilon_times_the_weight_update(epsilon):
     rule = R.create("urfb", epsilon=epsilon)
-    net = rule.convert(make())
+    net = biocredit.convert(make(), rule)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.3,
                           momentum=0.9)
     for step in range(5):
@@ -86,7 +88,7 @@ def test_urfb_with_epsilon_zero_is_fa():
     nets = {}
     for name, options in (("urfb", {"epsilon": 0.0}), ("fa", {})):
         rule = R.create(name, **options)
-        net = rule.convert(make(), generator=torch.Generator().manual_seed(7))
+        net = biocredit.convert(make(), rule, generator=torch.Generator().manual_seed(7))
         sgd_steps(rule, net, x, y, lr=0.2, steps=5)
         nets[name] = net
     for (k, a), b in zip(nets["urfb"].state_dict().items(), nets["fa"].state_dict().values()):
@@ -95,7 +97,7 @@ def test_urfb_with_epsilon_zero_is_fa():
 
 def test_kp_feedback_converges_to_the_forward_weights():
     rule = R.create("kp", decay=0.05)
-    net = rule.convert(make())
+    net = biocredit.convert(make(), rule)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
     gap0 = [(m.feedback - m.weight).norm().item() for m in feedback_layers(net)]
     for step in range(60):
@@ -111,7 +113,7 @@ def test_kp_feedback_converges_to_the_forward_weights():
 def test_dkp_feedback_gradient_is_e_h_transpose():
     net0 = make("mlp:6,5:tanh")
     rule = R.create("dkp", feedback_optimizer="sgd")
-    net = rule.convert(net0)
+    net = biocredit.convert(net0, rule)
     x, y = data()
     rule.backward(net, x, y, L.create("ce"))
     # Independent NumPy forward and error.
@@ -140,7 +142,7 @@ def test_dkp_feedback_learning_rate_decays_each_epoch():
     feedback_lr_decay there (a step schedule) and leaves the forward optimizer alone."""
     from biocredit.training import train_epoch
     rule = R.create("dkp", feedback_lr=0.01, feedback_lr_decay=0.5)
-    net = rule.convert(make("mlp:6,5:tanh"))
+    net = biocredit.convert(make("mlp:6,5:tanh"), rule)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
     x, y = data()
     for _ in range(3):
@@ -156,17 +158,18 @@ def test_dkp_aligns_its_feedback_with_a_readout():
     x, y = data(n=64, seed=3)
     for name, options in (("dfa", {}), ("dkp", {"feedback_lr": 0.5})):
         rule = R.create(name, **options)
-        net = rule.convert(make("mlp:16,16:tanh"), generator=torch.Generator().manual_seed(2))
+        net = biocredit.convert(make("mlp:16,16:tanh"), rule,
+                                generator=torch.Generator().manual_seed(2))
         sgd_steps(rule, net, x, y, lr=0.1, steps=200)
         from biocredit.metrics import update_alignment
-        angles[name] = np.mean(update_alignment(net, rule, x, y, L.create("ce")))
+        angles[name] = np.mean(update_alignment(net, x, y, L.create("ce")))
     assert angles["dkp"] < angles["dfa"]
 
 
 @pytest.mark.parametrize("name", ["usf", "brsf", "frsf"])
 def test_sign_symmetric_feedback_has_exactly_the_signs_of_w(name):
     rule = R.create(name)
-    net = rule.convert(make())
+    net = biocredit.convert(make(), rule)
     opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.5)
     history = []
     for step in range(3):
@@ -209,7 +212,7 @@ def test_masked_weights_stay_zero_for_every_optimizer(name, optimizer):
     net0 = make("mlp:12,10:hardtanh", forward_density=0.5)
     options = {} if name == "bp" else {"feedback_density": 0.5}
     rule = R.create(name, **options)
-    net = rule.convert(net0)
+    net = biocredit.convert(net0, rule)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = (torch.optim.Adam(params, lr=0.05, weight_decay=0.01) if optimizer == "adam"
            else torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.01))
@@ -236,8 +239,8 @@ def test_masked_weights_stay_zero_for_every_optimizer(name, optimizer):
 
 
 def test_forward_and_feedback_masks_are_independent():
-    net = R.create("fa", feedback_density=0.5).convert(make("mlp:40,40:tanh",
-                                                           forward_density=0.5))
+    net = biocredit.convert(make("mlp:40,40:tanh", forward_density=0.5),
+                            R.create("fa", feedback_density=0.5))
     layer = net.blocks[1].layer
     agree = (layer.weight_mask == layer.feedback_mask).double().mean().item()
     assert 0.4 < agree < 0.6
@@ -262,11 +265,11 @@ def test_feedback_init_kinds(kind, check):
 
 def test_unknown_feedback_init_lists_the_kinds():
     with pytest.raises(ValueError, match="identity"):
-        R.create("fa", feedback_init="eye").convert(make())
+        biocredit.convert(make(), R.create("fa", feedback_init="eye"))
 
 
 def test_wb_metrics_against_numpy():
-    net = R.create("fa").convert(make())
+    net = biocredit.convert(make(), R.create("fa"))
     m = feedback_layers(net)[0]
     w, b = m.weight.detach().numpy().ravel(), m.feedback.numpy().ravel()
     metrics = feedback_alignment(net)

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+import biocredit
 import biocredit.losses as L
 import biocredit.models as M
 import biocredit.rules as R
@@ -158,9 +159,9 @@ def test_probe_metrics_for_bp_match_numpy(small_mlp, batch):
     with torch.no_grad():
         small_mlp.blocks[0].layer.weight.mul_(6.0)  # push some units into saturation
     rule = R.create("bp")
-    net = rule.convert(small_mlp)
+    net = biocredit.convert(small_mlp, rule)
     net.train()
-    m = probe_metrics(net, rule, x, y, L.create("ce"))
+    m = probe_metrics(net, x, y, L.create("ce"))
     pre, grads = numpy_bp(net, x, y)
     assert m["angle_deg"] == pytest.approx([0.0, 0.0], abs=1e-5)
     assert m["grad_norm"] == pytest.approx([np.linalg.norm(g) for g in grads], rel=1e-10)
@@ -173,13 +174,13 @@ def test_probe_metrics_for_bp_match_numpy(small_mlp, batch):
 def test_probe_angles_are_0_with_tied_and_180_with_negated_feedback(small_mlp, batch):
     x, y = batch
     rule = R.create("fa")
-    net = rule.convert(small_mlp)
+    net = biocredit.convert(small_mlp, rule)
     loss_fn = L.create("ce")
     _, grads = numpy_bp(net, x, y)
     for sign, angle in ((1.0, 0.0), (-1.0, 180.0)):
         net.head.layer.set_feedback(sign * net.head.layer.weight.detach())
         net.blocks[1].layer.set_feedback(net.blocks[1].layer.weight.detach())
-        m = probe_metrics(net, rule, x, y, loss_fn)
+        m = probe_metrics(net, x, y, loss_fn)
         assert m["angle_deg"] == pytest.approx([angle, angle], abs=1e-5)
         assert m["grad_norm"] == pytest.approx([np.linalg.norm(g) for g in grads], rel=1e-10)
 
@@ -194,7 +195,7 @@ def test_probe_angle_is_90_degrees_for_orthogonal_feedback():
         for layer in model.weight_layers():
             layer.weight.mul_(0.1)
     rule = R.create("fa")
-    net = rule.convert(model)
+    net = biocredit.convert(model, rule)
     x = torch.randn(1, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     y = torch.tensor([2])
     W1, b1 = (p.detach().numpy() for p in (net.blocks[0].layer.weight, net.blocks[0].layer.bias))
@@ -208,7 +209,7 @@ def test_probe_angle_is_90_degrees_for_orthogonal_feedback():
     g_perp = r - (r @ g) / (g @ g) * g
     feedback = W2 + np.outer(e, g_perp - g) / (e @ e)  # e B = g_perp
     net.head.layer.set_feedback(t(feedback))
-    m = probe_metrics(net, rule, x, y, L.create("ce"))
+    m = probe_metrics(net, x, y, L.create("ce"))
     assert m["angle_deg"] == pytest.approx([90.0], abs=1e-6)
     assert m["saturation"] == [0.0]
 
@@ -217,7 +218,7 @@ def test_probe_angle_is_90_degrees_for_orthogonal_feedback():
 def test_probe_angles_equal_update_alignment(name, small_mlp, batch):
     x, y = batch
     rule = R.create(name)
-    net = rule.convert(small_mlp)
+    net = biocredit.convert(small_mlp, rule)
     loss_fn = L.create("ce")
     opt = torch.optim.SGD(net.parameters(), lr=0.5)
     for _ in range(3):
@@ -226,8 +227,8 @@ def test_probe_angles_equal_update_alignment(name, small_mlp, batch):
         opt.step()
         rule.after_step(net)
     grads = [p.grad.clone() for p in net.parameters()]
-    m = probe_metrics(net, rule, x, y, loss_fn)
-    assert m["angle_deg"] == update_alignment(net, rule, x, y, loss_fn)
+    m = probe_metrics(net, x, y, loss_fn)
+    assert m["angle_deg"] == update_alignment(net, x, y, loss_fn)
     assert all(0.0 < a < 180.0 for a in m["angle_deg"])
     assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), grads))
 
@@ -236,7 +237,8 @@ def test_probe_angles_equal_update_alignment(name, small_mlp, batch):
 
 def test_train_epoch_calls_on_step_with_the_running_mean_loss():
     torch.manual_seed(0)
-    net = R.create("dfa").convert(M.create("mlp:1x8:tanh", input_shape=(5,), num_classes=3))
+    net = biocredit.convert(M.create("mlp:1x8:tanh", input_shape=(5,), num_classes=3),
+                            R.create("dfa"))
     rule, loss_fn = R.create("dfa"), L.create("ce")
     g = torch.Generator().manual_seed(7)
     x, y = torch.randn(10, 5, generator=g), torch.randint(0, 3, (10,), generator=g)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import biocredit
 from biocredit.cli import main
 from biocredit.experiments import PRESETS
 from biocredit.experiments.claims import Claim, evaluate
@@ -318,7 +319,7 @@ def test_fast_gradient_sign_uses_the_true_gradient_whatever_the_rule():
     from biocredit.training.loop import fast_gradient_sign
     torch.manual_seed(0)
     plain = models.create("mlp:2x16:tanh", (1, 8, 8), 10).double()
-    converted = rules.create("fa").convert(plain)
+    converted = biocredit.convert(plain, rules.create("fa"))
     x = torch.randn(5, 1, 8, 8, dtype=torch.float64)
     y = torch.randint(0, 10, (5,))
     loss = losses.create("ce")
@@ -350,7 +351,7 @@ def test_output_feedback_angles_follow_lillicraps_definitions():
     torch.manual_seed(0)
     plain = models.create("mlp:1x6:linear", (5,), 3, init_scale=0.3).double()
     assert plain.blocks[0].layer.weight.abs().max() <= 0.3
-    net = rules.create("fa").convert(plain)
+    net = biocredit.convert(plain, rules.create("fa"))
     x, y = torch.randn(7, 5, dtype=torch.float64), torch.randn(7, 3, dtype=torch.float64)
     loss = losses.create("mse")
     angles = output_feedback_angles(net, x, y, loss)
@@ -363,7 +364,7 @@ def test_output_feedback_angles_follow_lillicraps_definitions():
     assert angles["hidden_angle_deg"] == pytest.approx(angle(e @ b, e @ w), abs=1e-9)
     assert angles["pseudo_angle_deg"] == pytest.approx(angle(e @ b, e @ np.linalg.pinv(w).T),
                                                        abs=1e-9)
-    assert output_feedback_angles(rules.create("dfa").convert(plain), x, y, loss) == {}
+    assert output_feedback_angles(biocredit.convert(plain, rules.create("dfa")), x, y, loss) == {}
     with pytest.raises(ValueError, match="init_scale"):
         models.create("mlp:1x6:linear", (5,), 3, init="xavier", init_scale=0.3)
 

@@ -14,7 +14,8 @@ NO_FEEDBACK = ("bp", "shallow", "node-perturbation")
 
 
 def converted(name, net, seed=1, **options):
-    return R.create(name, **options).convert(net, generator=torch.Generator().manual_seed(seed))
+    return biocredit.convert(net, R.create(name, **options),
+                             generator=torch.Generator().manual_seed(seed))
 
 
 def grads(net):
@@ -63,6 +64,32 @@ def test_state_dict_round_trips_the_feedback(name, small_mlp, batch):
     rule.backward(b, *batch, L.create("ce"))
     for key, g in grads(a).items():
         assert torch.equal(g, grads(b)[key]), key
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_a_state_dict_taken_mid_training_resumes_the_rule_exactly(name, small_mlp, batch):
+    """All of a rule's state is in ``state_dict`` (learned feedback, DKP's feedback optimizer
+    and schedule, node perturbation's noise stream): a model loaded from it mid-training
+    goes on exactly as the one it was saved from."""
+    def step(net):
+        torch.manual_seed(3)      # brSF's magnitudes: torch's stream, kept by the run
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)    # (stateless)
+        biocredit.hook_optimizer(net, optimizer)
+        optimizer.zero_grad()
+        R.create(name).backward(net, *batch, L.create("ce"))
+        optimizer.step()
+
+    a = converted(name, small_mlp, seed=1)
+    for _ in range(2):
+        step(a)
+    biocredit.after_epoch(a)
+    b = converted(name, small_mlp, seed=2)
+    b.load_state_dict(a.state_dict())
+    step(a)
+    step(b)
+    assert a.state_dict().keys() == b.state_dict().keys()
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
 
 
 @pytest.mark.parametrize("name", RULES)
@@ -123,7 +150,7 @@ def test_unknown_option_lists_the_valid_ones():
 
 def test_a_direct_rule_on_a_model_without_taps_says_how_to_add_them():
     with pytest.raises(ValueError, match=r"biocredit.Tap\(\).*taps="):
-        R.create("dfa").convert(torch.nn.Linear(3, 2))
+        biocredit.convert(torch.nn.Linear(3, 2), R.create("dfa"))
 
 
 def test_layer_views_show_weight_feedback_and_gradient(small_mlp, batch):

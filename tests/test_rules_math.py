@@ -299,7 +299,7 @@ def test_fa_feedback_range():
     """B_{l+1} ~ U(±1/√n_{l+1}) (n_{l+1}: the width the error comes from), as fa.py says."""
     torch.manual_seed(0)
     net = M.create("mlp:400,20:tanh", input_shape=(4,), num_classes=10).double()
-    trained = R.create("fa").convert(net, generator=torch.Generator().manual_seed(3))
+    trained = biocredit.convert(net, R.create("fa"), generator=torch.Generator().manual_seed(3))
     for lay in trained.weight_layers()[1:]:
         bound = lay.weight.shape[0] ** -0.5
         fb = lay.feedback
@@ -314,7 +314,7 @@ def test_fa_with_feedback_tied_to_weights_equals_bp(shape):
     net = make_net(spec, n_in, n_out)
     x, y = batch(n_in, n_out)
     fa = R.create("fa")
-    trained = fa.convert(net, generator=torch.Generator().manual_seed(1))
+    trained = biocredit.convert(net, fa, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         for lay in trained.weight_layers()[1:]:
             lay.feedback.copy_(lay.weight)
@@ -329,7 +329,7 @@ def test_fa_sgd_leaves_feedback_fixed_and_uses_it():
     spec, n_in, n_out = NET_3
     net = make_net(spec, n_in, n_out)
     fa = R.create("fa")
-    trained = fa.convert(net, generator=torch.Generator().manual_seed(1))
+    trained = biocredit.convert(net, fa, generator=torch.Generator().manual_seed(1))
     layers = trained.weight_layers()[1:]
     names = {n for n, _ in trained.named_parameters()}
     assert not any("feedback" in n for n in names)
@@ -401,7 +401,7 @@ def test_dfa_one_hidden_layer_with_b1_equal_w2t_is_bp():
     net = make_net(spec, n_in, n_out)
     x, y = batch(n_in, n_out)
     dfa = R.create("dfa")
-    trained = dfa.convert(net, generator=torch.Generator().manual_seed(1))
+    trained = biocredit.convert(net, dfa, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         trained.direct_feedback.copy_(trained.head.layer.weight)
     dfa.backward(trained, x, y, L.create("ce"))
@@ -514,7 +514,7 @@ def test_ifa_skips_input_gradients_it_does_not_use_and_its_signals_stay_the_same
         if not dropout:
             del model[3]                                # a tap feeds the next layer itself
         x = torch.randn(8, 1, 8, 8)
-        net = rule.convert(model, generator=torch.Generator().manual_seed(1),
+        net = biocredit.convert(model, rule, generator=torch.Generator().manual_seed(1),
                            example_input=x[:1])
         y = torch.randint(0, 10, (8,))
         grads = []
@@ -554,7 +554,7 @@ def test_ifa_forward_signal_through_a_conv_is_the_jacobian_vector_product(paddin
             monkeypatch.setattr(ifa, "chain_jvp", lambda *args: None)
             monkeypatch.setattr(ifa, "weight_times", lambda record, tangent: ifa.forward_jvp(
                 record.preactivation, record.input, tangent))
-        net = R.create("ifa").convert(model, generator=torch.Generator().manual_seed(1))
+        net = biocredit.convert(model, R.create("ifa"), generator=torch.Generator().manual_seed(1))
         grads[path] = []
         for seed in (3, 4):
             net.zero_grad()
@@ -582,7 +582,7 @@ def test_ifa_takes_each_tap_back_to_its_layer_once_and_batch_norm_learns_the_sam
     for path in ("once", "twice"):
         if path == "twice":
             monkeypatch.setattr(ifa, "parameters_between", lambda output, input: None)
-        net = R.create("ifa").convert(model, generator=torch.Generator().manual_seed(1))
+        net = biocredit.convert(model, R.create("ifa"), generator=torch.Generator().manual_seed(1))
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             F.cross_entropy(net(x), y).backward()
         grads[path] = [p.grad for p in net.parameters()]

@@ -454,7 +454,8 @@ def test_model_pt_carries_the_run_id_and_report_refuses_another_runs(tmp_path, c
     ("config.json", {"rule_options": [1]}, "rule_options must be an object"),
     ("config.json", {"epochs": 1.5}, "epochs must be a whole number"),
     ("run.json", {"argv": ["compare", "--rules", "bp"]}, "not one of biocredit train"),
-    ("run.json", {"argv": ["train", "--no-such-flag"]}, "run.json: its command line"),
+    ("run.json", {"configs": {"fa": {"lr": "x"}}}, "lr must be a number"),
+    ("run.json", {"seeds": "0,1"}, "seeds must be a list"),
     ("run.json", {"argv": "train"}, "not a biocredit run record"),
 ])
 def test_wrong_types_in_a_run_folders_files_are_named(file, change, words, tmp_path, capsys):
@@ -466,6 +467,22 @@ def test_wrong_types_in_a_run_folders_files_are_named(file, change, words, tmp_p
     assert main(["train", "--resume", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert words in err and file in err and err.count("\n") == 1
+
+
+def test_a_run_json_from_before_plans_were_stored_resumes_as_its_command_line(tmp_path,
+                                                                          capsys):
+    """Older versions stored only the command line in run.json: a resume parses it."""
+    out = tmp_path / "run"
+    assert main(["train", *SMALL, "--epochs", "1", "--seeds", "2", "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    old = {key: record[key] for key in ("run_id", "command", "argv")}
+    (out / "run.json").write_text(json.dumps({**old, "argv": ["train", "--no-such-flag"]}))
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2
+    assert "run.json: its command line" in capsys.readouterr().err
+    (out / "run.json").write_text(json.dumps(old))
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 0
+    assert json.loads((out / "seed-1" / "summary.json").read_text())["epochs_completed"] == 2
+    assert json.loads((out / "run.json").read_text())["run_id"] == old["run_id"]
 
 
 def test_errors_in_a_users_model_file_name_the_file_and_line(tmp_path, capsys):

@@ -28,12 +28,13 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("data", "distributed", "layers", "losses", "metrics", "models", "rules",
-               "training")
+_SUBMODULES = ("conversion", "data", "distributed", "integrations", "layers", "losses",
+               "metrics", "models", "rules", "training")
 _NAMES = {   # exported name -> the submodule that defines it
-    **{name: "layers" for name in ("Conversion", "Tap", "after_epoch", "after_step",
-                                   "conversion_of", "convert", "exact_gradients",
-                                   "hook_optimizer", "plain_state_dict")},
+    **{name: "conversion" for name in ("Conversion", "after_epoch", "after_step",
+                                       "conversion_of", "convert", "exact_gradients",
+                                       "hook_optimizer", "plain_state_dict")},
+    "Tap": "layers",
     "transport_report": "metrics", "set_targets": "rules",
     "LayerView": "views", "layer_views": "views",
 }

@@ -46,3 +46,19 @@ def user_code(err: BaseException) -> str | None:
         if not any(path.startswith(root) for root in libraries):
             return f"{name}, line {frame.lineno} ({frame.name})"
     return None
+
+
+def out_of_memory(err: BaseException) -> str | None:
+    """What an out-of-memory error needed (``"… tried to allocate 313.6 GB on the CPU"``),
+    or ``None`` for another error."""
+    import re
+    text = str(err)
+    cpu = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", text)
+    if cpu:
+        return f"it needed {int(cpu.group(1)) / 1e9:,.1f} GB more on the CPU"
+    if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        gpu = re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]?i?B)", text)
+        device = "the GPU" if "cuda" in text.lower() or "gpu" in text.lower() else "the device"
+        return f"it needed {gpu.group(1)} more on {device}" if gpu else \
+            f"{device} ran out ({one_line(err)[:200]})"
+    return None

@@ -27,7 +27,6 @@ the train error after the first epoch.
 from __future__ import annotations
 
 import ast
-import json
 import math
 import operator
 import re
@@ -292,23 +291,24 @@ def read_results(folder, step: str = "") -> dict[str, list[dict]]:
 def _read_summaries(folder) -> dict[str, list[dict]]:
     """Rule spec -> its seeds' summaries in seed order, each with the :data:`AREAS` and
     :data:`FIRST` of its run folder."""
-    from ..training.results import read_json, slug
+    from ..training.folder import COMPARISON, SEEDS, SUMMARY, read_file
+    from ..training.results import slug
     folder = Path(folder)
-    if (folder / "comparison.json").is_file():
-        comparison = read_json(folder / "comparison.json")
+    if (folder / COMPARISON).is_file():
+        comparison = read_file(folder, COMPARISON)
         if "runs" in comparison:                 # several seeds: RULE/seed-S/
             return {spec: [_with_areas(s, folder / slug(spec) / f"seed-{seed}")
                            for seed, s in sorted(runs.items(), key=lambda r: int(r[0]))]
                     for spec, runs in comparison["runs"].items()}
         return {spec: [_with_areas(summary, folder / slug(spec))]
                 for spec, summary in comparison["rules"].items()}
-    if (folder / "seeds.json").is_file():
-        runs = [folder / f for f in read_json(folder / "seeds.json")["folders"]]
-        summaries = sorted((_with_areas(read_json(f / "summary.json"), f) for f in runs),
+    if (folder / SEEDS).is_file():
+        runs = [folder / f for f in read_file(folder, SEEDS)["folders"]]
+        summaries = sorted((_with_areas(read_file(f, SUMMARY), f) for f in runs),
                            key=lambda s: s.get("seed") or 0)
         return {summaries[0]["label"]: summaries}
-    if (folder / "summary.json").is_file():
-        summary = _with_areas(read_json(folder / "summary.json"), folder)
+    if (folder / SUMMARY).is_file():
+        summary = _with_areas(read_file(folder, SUMMARY), folder)
         return {summary["label"]: [summary]}
     return {}
 
@@ -316,9 +316,8 @@ def _read_summaries(folder) -> dict[str, list[dict]]:
 def _with_areas(summary: dict, run: Path) -> dict:
     """``summary`` with the :data:`AREAS` and :data:`FIRST` of ``run/metrics.jsonl`` (``None``
     without one; a value the summary has already is kept)."""
-    path = run / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] \
-        if path.is_file() else []
+    from ..training.folder import METRICS, read_file
+    rows = read_file(run, METRICS) if (run / METRICS).is_file() else []
     found = {name: rows[0].get(key) if rows else None for name, key in FIRST.items()}
     for area, key in AREAS.items():
         values = [r[key] for r in rows if r.get(key) is not None]

@@ -114,10 +114,10 @@ def step_record(root: Path, step, budget: str) -> dict | None:
     return record if record.get("budget", budget) == budget else None
 
 
-def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
-                        command: str) -> list[Block]:
-    """The whole document: a summary table (the papers' claims; our extensions apart), then
-    every paper's presets."""
+def paper_sections(presets: list[Preset], root: Path, budget: str):
+    """Every paper's section, and the summary rows: per preset of the papers, and of our
+    extensions, its verdicts' counts and wall time (the papers' with a total row); the
+    presets left unfinished, and the wall time of them all."""
     sections: list[Block] = []
     header = ["paper", "experiment", "holds", "does not hold", "not run", "wall time (s)"]
     summary, extensions = [header], [header]
@@ -141,14 +141,27 @@ def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
                                                  " (so far)") if record["status"] else "-"]
             (extensions if preset.extension else summary).append(row)
             if record["status"] != "done" and preset.cost:
-                started = any((step_folder(root / preset.name, step) / STARTED).is_file()
-                              for step in preset.steps)
-                why = "partly run" if record["status"] else "started" if started else (
-                    "not run yet" if budget in preset.budgets else "its data is not here")
-                left.append([preset.name, why, preset.cost])
+                left.append([preset.name, unfinished(preset, root, budget, record),
+                             preset.cost])
             if not preset.extension:
                 totals = [a + b for a, b in zip(totals, counts)]
     summary.append(["**all**", "", *(f"**{n}**" for n in totals), f"**{total:.0f}**"])
+    return sections, summary, extensions, left, total
+
+
+def unfinished(preset: Preset, root: Path, budget: str, record: dict) -> str:
+    """Why a preset has not finished at ``budget``."""
+    started = any((step_folder(root / preset.name, step) / STARTED).is_file()
+                  for step in preset.steps)
+    return "partly run" if record["status"] else "started" if started else (
+        "not run yet" if budget in preset.budgets else "its data is not here")
+
+
+def reproduction_blocks(presets: list[Preset], root: Path, budget: str,
+                        command: str) -> list[Block]:
+    """The whole document: a summary table (the papers' claims; our extensions apart), then
+    every paper's presets."""
+    sections, summary, extensions, left, total = paper_sections(presets, root, budget)
     intro = [
         Block("h1", title_of(budget)),
         Block("p", f"Made by `{command}` with torch {torch.__version__} on "

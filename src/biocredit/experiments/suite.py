@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from ..training.folder import CHECKPOINT, CONFIG, RUN_RECORD
 from ..training.results import read_json, write_json, write_text_atomic
 from .claims import Verdict, evaluate, read_results, verdict_table
 from .presets import Preset
@@ -22,6 +23,106 @@ Runner = Callable[[list[str]], int]   # runs one command line, returns its exit 
 RECORD = "reproduction.json"
 STEP_RECORD = "step.json"
 STARTED = "step-started.json"      # a step's command line, written before it first runs
+
+
+def choose(name: str, budget: str) -> tuple[list[Preset], list[Preset]]:
+    """The presets ``name`` names (``all``: every one), and those of them to run at
+    ``budget`` (``all`` leaves out the presets too slow for it)."""
+    from . import PRESETS, preset
+    listed = list(PRESETS.values()) if name == "all" else [preset(name)]
+    return listed, [p for p in listed if name != "all" or budget in p.budgets]
+
+
+def root_folder(name: str, budget: str, out: str | None) -> Path:
+    """Where ``reproduce NAME`` writes (``out``, else under ``runs/``)."""
+    return Path(out or (f"runs/reproduction-{budget}" if name == "all" else f"runs/{name}"))
+
+
+def preset_folder(root: Path, preset: Preset, name: str) -> Path:
+    """A preset's folder: ``root`` itself, or under it for ``all``."""
+    return root / preset.name if name == "all" else root
+
+
+def document_command(budget: str, out: str | None, extra: Sequence[str],
+                     publish: str | None) -> str:
+    """The command that writes a reproduction document, as the document quotes it."""
+    return " ".join(["biocredit reproduce all --budget", budget,
+                     *(["--out", out] if out else []), *extra,
+                     *(["--publish", publish] if publish else [])])
+
+
+def describe(preset: Preset, budget: str, folder: Path, extra: Sequence[str]) -> str:
+    """A preset's settings (each traced to the paper or to our choice), its command lines at
+    ``budget`` and its claims, as Markdown."""
+    from ..report.markdown import markdown_table
+    from .preset import settings_rows
+    lines = [f"## {preset.name}: {preset.description}", ""]
+    if preset.settings:
+        lines += [markdown_table(settings_rows(preset)), ""]
+    lines += [f"Commands at the {budget} budget:", "", "```"]
+    lines += ["biocredit " + " ".join(argv) for argv in commands(preset, budget, folder, extra)]
+    lines += ["```", ""]
+    lines += [f"- claim: `{c.statement}` — “{c.quote}” ({c.source})" for c in preset.claims]
+    if preset.cost:
+        lines.append(f"- cost at the paper budget: {preset.cost}")
+    return "\n".join(lines) + "\n"
+
+
+Say = Callable[[str], None]     # shows a line (the command line: prints it)
+
+
+def reproduce(presets: Sequence[Preset], folders: dict[str, Path], budget: str,
+              runner: Runner, extra: Sequence[str] = (), *, force: bool = False,
+              say: Say = lambda text: None, warn: Say = lambda text: None
+              ) -> tuple[int | None, list[str]]:
+    """Run each preset at ``budget`` in its folder (``folders``, by name) with
+    :func:`run_preset` (a finished one is not run again unless ``force``), telling each step
+    (``say``) and each failure (``warn``); returns the exit code of a signal that stopped it
+    (``None``: none did) and the names of the presets that failed."""
+    failed = []
+    for preset in presets:
+        code = reproduce_one(preset, folders[preset.name], budget, runner, extra, force, say,
+                             warn)
+        if code in (130, 143):                  # Ctrl-C or SIGTERM: stop here
+            return code, failed
+        if code:
+            failed.append(preset.name)
+    return None, failed
+
+
+def reproduce_one(preset: Preset, folder: Path, budget: str, runner: Runner,
+                  extra: Sequence[str], force: bool, say: Say, warn: Say) -> int:
+    """One preset of :func:`reproduce`: 0 when it is done (its verdicts said), else the
+    exit code of the step that failed (1: its data is not installed)."""
+    why_not = missing_data(preset, budget, extra)
+    if why_not:
+        warn(why_not)
+        return 1
+    say(f"== {preset.name}: {preset.description}"
+        + (f"\npaper: {preset.paper}" if preset.paper else ""))
+    if not force and is_done(preset, budget, folder, extra):
+        say(f"(finished already in {folder}; --force runs it again)")
+    else:
+        record = run_preset(preset, budget, folder, runner, extra, force, lambda argv, skipped:
+                            say(("(finished already) " if skipped else "") + "biocredit "
+                                + " ".join(argv)))
+        if record.get("exit_code") in (130, 143):
+            warn(f"{preset.name} interrupted; the same command continues after the steps "
+                 "that finished")
+            return record["exit_code"]
+        if record["status"] != "done":
+            say(f"{preset.name} failed at step {record['failed_step']}; going on")
+            return record.get("exit_code") or 1
+    verdicts = root_verdicts(folder)
+    if verdicts is not None:
+        say(verdicts)
+    return 0
+
+
+def root_verdicts(root: Path) -> str | None:
+    """The verdicts a finished preset wrote (its ``verdicts.md`` below the heading)."""
+    verdicts = root / "verdicts.md"
+    return verdicts.read_text().split("\n", 2)[2] if verdicts.is_file() else None
 
 
 def step_folder(root: Path, step) -> Path:
@@ -93,9 +194,9 @@ def continued(argv: list[str], folder: Path) -> list[str] | None:
     committed results has the runs' files but not their checkpoints)."""
     marker = folder / STARTED
     if not marker.is_file() or read_json(marker).get("argv") != argv or not (
-            (folder / "run.json").is_file() or (folder / "config.json").is_file()):
+            (folder / RUN_RECORD).is_file() or (folder / CONFIG).is_file()):
         return None
-    if not any(folder.rglob("checkpoint.ckpt")):
+    if not any(folder.rglob(CHECKPOINT)):
         return None
     return [argv[0], "--resume", str(folder)]
 

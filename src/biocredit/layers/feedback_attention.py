@@ -54,6 +54,16 @@ def _map_keeping_identity(fn, query, key, value):
     return query_out, key_out, value_out
 
 
+def _check_inputs(query, key, value) -> bool:
+    """Whether ``query``, ``key`` and ``value`` are batched (3-D; else 2-D, unbatched)."""
+    if query.is_nested or key.is_nested or value.is_nested:
+        raise ValueError("FeedbackMultiheadAttention does not take nested tensors")
+    if query.dim() not in (2, 3) or key.dim() != query.dim() or value.dim() != query.dim():
+        raise ValueError(f"query, key and value must all be 3-D (batched) or 2-D "
+                         f"(unbatched), got {query.dim()}, {key.dim()} and {value.dim()}")
+    return query.dim() == 3
+
+
 class FeedbackMultiheadAttention(nn.MultiheadAttention):
     """``nn.MultiheadAttention`` whose backward sends the error through feedback matrices
     (see the module docstring). Same arguments as ``nn.MultiheadAttention``, plus
@@ -175,12 +185,7 @@ class FeedbackMultiheadAttention(nn.MultiheadAttention):
                 is_causal: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``nn.MultiheadAttention.forward``'s arguments and results. ``is_causal`` without
         an ``attn_mask`` applies the causal mask (PyTorch requires the mask as well)."""
-        if query.is_nested or key.is_nested or value.is_nested:
-            raise ValueError("FeedbackMultiheadAttention does not take nested tensors")
-        if query.dim() not in (2, 3) or key.dim() != query.dim() or value.dim() != query.dim():
-            raise ValueError(f"query, key and value must all be 3-D (batched) or 2-D "
-                             f"(unbatched), got {query.dim()}, {key.dim()} and {value.dim()}")
-        is_batched = query.dim() == 3
+        is_batched = _check_inputs(query, key, value)
         if not is_batched:                # a batch of one
             query, key, value = _map_keeping_identity(lambda x: x.unsqueeze(1),
                                                       query, key, value)
@@ -190,47 +195,79 @@ class FeedbackMultiheadAttention(nn.MultiheadAttention):
             query, key, value = _map_keeping_identity(lambda x: x.transpose(0, 1),
                                                       query, key, value)
         tgt_len, bsz, embed_dim = query.shape
-        src_len = key.shape[0]
         if embed_dim != self.embed_dim:
             raise ValueError(f"query has {embed_dim} features, expected {self.embed_dim}")
         if key.shape[:2] != value.shape[:2]:
             raise ValueError(f"key's length and batch {tuple(key.shape[:2])} do not match "
                              f"value's {tuple(value.shape[:2])}")
-        heads, head_dim = self.num_heads, self.head_dim
+        attn_mask, key_padding_mask, is_causal = self._masks(
+            attn_mask, key_padding_mask, is_causal, need_weights, query, key.shape[0])
+        q, k, v = self._in_projection(query, key, value)
+        q, k, v, attn_mask, key_padding_mask = self._heads(q, k, v, attn_mask,
+                                                           key_padding_mask)
+        if key_padding_mask is not None:
+            key_padding_mask = self._padding_mask(key_padding_mask, bsz, k.shape[1])
+            attn_mask = key_padding_mask if attn_mask is None else attn_mask + key_padding_mask
+        dropout_p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            attended, weights = self._attend_with_weights(q, k, v, attn_mask, dropout_p,
+                                                          tgt_len, bsz)
+            if average_attn_weights:
+                weights = weights.mean(dim=1)
+            if not is_batched:
+                weights = weights.squeeze(0)
+        else:
+            attended = self._attend(q, k, v, attn_mask, dropout_p, is_causal, tgt_len, bsz)
+        out = self.out_proj(attended).view(tgt_len, bsz, embed_dim)
+        if not is_batched:
+            out = out.squeeze(1)
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        return out, weights
 
+    def _masks(self, attn_mask, key_padding_mask, is_causal: bool, need_weights: bool,
+               query: torch.Tensor, src_len: int):
+        """The attention mask as a float ``(1 or batch·heads, L, S)`` mask (``None`` where
+        the kernel applies the causal mask itself), the padding mask as a float mask, and
+        whether the attention is still causal."""
+        tgt_len, bsz = query.shape[:2]
         key_padding_mask = _float_mask(key_padding_mask, "key_padding_mask", query.dtype)
         if is_causal and attn_mask is None and (key_padding_mask is not None or need_weights):
             attn_mask = torch.ones(tgt_len, src_len, dtype=torch.bool,
                                    device=query.device).triu(1)
         if is_causal and key_padding_mask is None and not need_weights:
-            attn_mask = None              # the SDPA kernel applies the causal mask itself
+            return None, key_padding_mask, is_causal  # the SDPA kernel applies it itself
+        attn_mask = _float_mask(attn_mask, "attn_mask", query.dtype)
+        if key_padding_mask is not None:
+            is_causal = False         # merged with the padding mask: no longer causal
+        if attn_mask is None:
+            return attn_mask, key_padding_mask, is_causal
+        if attn_mask.dim() == 2:
+            if tuple(attn_mask.shape) != (tgt_len, src_len):
+                raise ValueError(f"2-D attn_mask has shape {tuple(attn_mask.shape)}, "
+                                 f"expected {(tgt_len, src_len)}")
+            attn_mask = attn_mask.unsqueeze(0)
+        elif attn_mask.dim() == 3:
+            if tuple(attn_mask.shape) != (bsz * self.num_heads, tgt_len, src_len):
+                raise ValueError(f"3-D attn_mask has shape {tuple(attn_mask.shape)}, "
+                                 f"expected {(bsz * self.num_heads, tgt_len, src_len)}")
         else:
-            attn_mask = _float_mask(attn_mask, "attn_mask", query.dtype)
-            if key_padding_mask is not None:
-                is_causal = False         # merged with the padding mask: no longer causal
-        if attn_mask is not None:
-            if attn_mask.dim() == 2:
-                if tuple(attn_mask.shape) != (tgt_len, src_len):
-                    raise ValueError(f"2-D attn_mask has shape {tuple(attn_mask.shape)}, "
-                                     f"expected {(tgt_len, src_len)}")
-                attn_mask = attn_mask.unsqueeze(0)
-            elif attn_mask.dim() == 3:
-                if tuple(attn_mask.shape) != (bsz * heads, tgt_len, src_len):
-                    raise ValueError(f"3-D attn_mask has shape {tuple(attn_mask.shape)}, "
-                                     f"expected {(bsz * heads, tgt_len, src_len)}")
-            else:
-                raise ValueError(f"attn_mask must be 2-D or 3-D, got {attn_mask.dim()}-D")
+            raise ValueError(f"attn_mask must be 2-D or 3-D, got {attn_mask.dim()}-D")
+        return attn_mask, key_padding_mask, is_causal
 
-        q, k, v = self._in_projection(query, key, value)
-
+    def _heads(self, q, k, v, attn_mask, key_padding_mask):
+        """``q, k, v`` from ``(length, batch, E)`` to ``(batch·heads, length, head_dim)``,
+        with ``bias_k``/``bias_v`` and the zero key/value appended where asked for (and
+        the masks padded to match)."""
+        bsz, heads, head_dim = q.shape[1], self.num_heads, self.head_dim
         if self.bias_k is not None:       # one learned key/value appended to every sequence
             k = torch.cat([k, self.bias_k.repeat(1, bsz, 1)])
             v = torch.cat([v, self.bias_v.repeat(1, bsz, 1)])
             attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
             key_padding_mask = None if key_padding_mask is None else \
                 F.pad(key_padding_mask, (0, 1))
-        # (length, batch, E) -> (batch·heads, length, head_dim)
-        q = q.reshape(tgt_len, bsz * heads, head_dim).transpose(0, 1)
+        q = q.reshape(q.shape[0], bsz * heads, head_dim).transpose(0, 1)
         k = k.reshape(k.shape[0], bsz * heads, head_dim).transpose(0, 1)
         v = v.reshape(v.shape[0], bsz * heads, head_dim).transpose(0, 1)
         if self.add_zero_attn:            # one all-zero key/value appended
@@ -239,46 +276,42 @@ class FeedbackMultiheadAttention(nn.MultiheadAttention):
             attn_mask = None if attn_mask is None else F.pad(attn_mask, (0, 1))
             key_padding_mask = None if key_padding_mask is None else \
                 F.pad(key_padding_mask, (0, 1))
-        src_len = k.shape[1]
-        if key_padding_mask is not None:
-            if tuple(key_padding_mask.shape) != (bsz, src_len):
-                raise ValueError(f"key_padding_mask has shape {tuple(key_padding_mask.shape)}, "
-                                 f"expected {(bsz, src_len)}")
-            key_padding_mask = key_padding_mask.view(bsz, 1, 1, src_len) \
-                .expand(-1, heads, -1, -1).reshape(bsz * heads, 1, src_len)
-            attn_mask = key_padding_mask if attn_mask is None else attn_mask + key_padding_mask
-        dropout_p = self.dropout if self.training else 0.0
+        return q, k, v, attn_mask, key_padding_mask
 
-        weights = None
-        if need_weights:
-            scores = torch.bmm(q * math.sqrt(1.0 / head_dim), k.transpose(-2, -1))
-            if attn_mask is not None:
-                scores = scores + attn_mask
-            weights = torch.softmax(scores, dim=-1)
-            if dropout_p > 0:             # the returned weights too, as PyTorch's
-                weights = F.dropout(weights, p=dropout_p)
-            attended = torch.bmm(weights, v)                     # (batch·heads, L, head_dim)
-            attended = attended.transpose(0, 1).reshape(tgt_len * bsz, embed_dim)
-            weights = weights.view(bsz, heads, tgt_len, src_len)
-            if average_attn_weights:
-                weights = weights.mean(dim=1)
-            if not is_batched:
-                weights = weights.squeeze(0)
-        else:
-            if attn_mask is not None:
-                attn_mask = attn_mask.unsqueeze(0) if attn_mask.shape[0] == 1 else \
-                    attn_mask.view(bsz, heads, -1, src_len)
-            attended = F.scaled_dot_product_attention(
-                q.view(bsz, heads, tgt_len, head_dim), k.view(bsz, heads, src_len, head_dim),
-                v.view(bsz, heads, src_len, head_dim), attn_mask, dropout_p, is_causal)
-            attended = attended.permute(2, 0, 1, 3).reshape(tgt_len * bsz, embed_dim)
+    def _padding_mask(self, key_padding_mask: torch.Tensor, bsz: int,
+                      src_len: int) -> torch.Tensor:
+        """The ``(batch, S)`` padding mask as a ``(batch·heads, 1, S)`` additive mask."""
+        if tuple(key_padding_mask.shape) != (bsz, src_len):
+            raise ValueError(f"key_padding_mask has shape {tuple(key_padding_mask.shape)}, "
+                             f"expected {(bsz, src_len)}")
+        return key_padding_mask.view(bsz, 1, 1, src_len) \
+            .expand(-1, self.num_heads, -1, -1).reshape(bsz * self.num_heads, 1, src_len)
 
-        out = self.out_proj(attended).view(tgt_len, bsz, embed_dim)
-        if not is_batched:
-            out = out.squeeze(1)
-        elif self.batch_first:
-            out = out.transpose(0, 1)
-        return out, weights
+    def _attend_with_weights(self, q, k, v, attn_mask, dropout_p: float, tgt_len: int,
+                             bsz: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attended values as ``(L·batch, E)`` and the weights ``(batch, heads, L, S)``,
+        computed explicitly (PyTorch's path when the weights are asked for)."""
+        scores = torch.bmm(q * math.sqrt(1.0 / self.head_dim), k.transpose(-2, -1))
+        if attn_mask is not None:
+            scores = scores + attn_mask
+        weights = torch.softmax(scores, dim=-1)
+        if dropout_p > 0:             # the returned weights too, as PyTorch's
+            weights = F.dropout(weights, p=dropout_p)
+        attended = torch.bmm(weights, v)                     # (batch·heads, L, head_dim)
+        attended = attended.transpose(0, 1).reshape(tgt_len * bsz, self.embed_dim)
+        return attended, weights.view(bsz, self.num_heads, tgt_len, k.shape[1])
+
+    def _attend(self, q, k, v, attn_mask, dropout_p: float, is_causal: bool, tgt_len: int,
+                bsz: int) -> torch.Tensor:
+        """The attended values as ``(L·batch, E)``, by PyTorch's fused kernel."""
+        heads, head_dim, src_len = self.num_heads, self.head_dim, k.shape[1]
+        if attn_mask is not None:
+            attn_mask = attn_mask.unsqueeze(0) if attn_mask.shape[0] == 1 else \
+                attn_mask.view(bsz, heads, -1, src_len)
+        attended = F.scaled_dot_product_attention(
+            q.view(bsz, heads, tgt_len, head_dim), k.view(bsz, heads, src_len, head_dim),
+            v.view(bsz, heads, src_len, head_dim), attn_mask, dropout_p, is_causal)
+        return attended.permute(2, 0, 1, 3).reshape(tgt_len * bsz, self.embed_dim)
 
     def extra_repr(self) -> str:
         if self._qkv_same_embed_dim:

@@ -28,11 +28,15 @@ class FeedbackLayer:
             self.set_feedback(feedback)
 
     def copy_from(self, layer: nn.Module, feedback: torch.Tensor | None):
-        """Take ``layer``'s parameter values, trainability and connectivity mask; set
+        """Take ``layer``'s parameters (the very ``nn.Parameter`` objects, so a weight tied
+        to another module stays tied), their trainability and connectivity mask; set
         ``feedback``. Returns ``self``."""
         with torch.no_grad():
-            for name, param in self.named_parameters(recurse=False):
+            for name, param in list(self.named_parameters(recurse=False)):
                 source = getattr(layer, name)
+                if isinstance(source, nn.Parameter) and source.shape == param.shape:
+                    self._parameters[name] = source
+                    continue
                 param.copy_(source)
                 param.requires_grad_(source.requires_grad)
         if getattr(layer, "weight_mask", None) is not None:

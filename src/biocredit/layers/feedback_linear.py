@@ -1,6 +1,7 @@
 """A linear layer whose backward pass sends the error through a feedback matrix.
 
-Forward:  ``a = x Wᵀ + b``.
+Forward:  ``a = x Wᵀ + b`` (:class:`FeedbackTransposedLinear`: ``a = x W + b``, the weight
+stored ``in × out`` as transformers' ``Conv1D`` stores it).
 Backward: ``∂x = g B`` instead of ``g W`` (``B`` has ``W``'s layout, out × in, so in
 docs/algorithms.md's notation it is ``B_{l+1}ᵀ``); the parameter gradients are the usual
 ``∂W = gᵀ x`` and ``∂b = Σ g``. With ``B = W`` this is exactly back-propagation.
@@ -76,3 +77,38 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.effective_weight()
         return LinearFeedbackFunction.apply(input, weight, self.bias, self.backward_matrix(weight))
+
+
+class FeedbackTransposedLinear(FeedbackLayer, nn.Module):
+    """A linear layer whose weight is stored ``in × out`` (transformers' ``Conv1D``, every
+    projection of GPT-2: ``a = x W + b``) with a feedback matrix of the same layout used in
+    place of ``W`` in the backward pass. Keeps ``Conv1D``'s names (``weight``, ``bias``,
+    ``nx``, ``nf``), so the plain model's ``state_dict`` loads."""
+
+    transposed = True       # the weight's output dimension is its last (see fan_out)
+
+    def __init__(self, nx: int, nf: int, bias: bool = True,
+                 feedback: torch.Tensor | None = None, device=None, dtype=None):
+        super().__init__()
+        self.nx, self.nf = nx, nf
+        self.weight = nn.Parameter(torch.empty(nx, nf, device=device, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(nf, device=device, dtype=dtype)) if bias else None
+        self.init_feedback_state(feedback)
+
+    @classmethod
+    def from_layer(cls, layer: nn.Module, feedback: torch.Tensor | None
+                   ) -> "FeedbackTransposedLinear":
+        """``layer`` (a ``Conv1D``: ``weight`` ``nx × nf``, ``bias`` or ``None``) with its
+        parameters, mask and the given feedback."""
+        nx, nf = layer.weight.shape
+        new = cls(nx, nf, bias=getattr(layer, "bias", None) is not None,
+                  device=layer.weight.device, dtype=layer.weight.dtype)
+        return new.copy_from(layer, feedback)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        weight = self.effective_weight()
+        return LinearFeedbackFunction.apply(input, weight.t(), self.bias,
+                                            self.backward_matrix(weight).t())
+
+    def extra_repr(self) -> str:
+        return f"nx={self.nx}, nf={self.nf}" + FeedbackLayer.extra_repr(self)

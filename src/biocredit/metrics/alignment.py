@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..layers import exact_gradients
+from ..conversion import exact_gradients
+from ..rules import set_targets
 
 
 def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -25,11 +26,12 @@ def angle_deg(a: torch.Tensor, b: torch.Tensor) -> float:
     return math.degrees(math.acos(cos.item()))
 
 
-def rule_and_bp_gradients(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Tensor, loss_fn,
+def rule_and_bp_gradients(net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, loss_fn,
                           weights: Sequence[torch.Tensor],
                           during_bp: Callable[[], contextlib.AbstractContextManager]
                           = contextlib.nullcontext):
-    """The rule's gradient and BP's for each of ``weights`` on the batch ``(x, target)``.
+    """The gradient of the rule ``net`` was converted for, and BP's, for each of ``weights``
+    on the batch ``(x, target)``.
 
     The net is put in eval mode (no dropout) for both passes; BP's gradient is one extra
     backward through the same net with every feedback tied to its forward weight and no cut
@@ -47,7 +49,8 @@ def rule_and_bp_gradients(net: torch.nn.Module, rule, x: torch.Tensor, target: t
     try:
         for p in params:
             p.grad = None
-        rule.backward(net, x, target, loss_fn)
+        set_targets(net, target)
+        loss_fn(net(x), target).backward()
         rule_grads = [w.grad for w in weights]
         live = [w for w in weights if w.requires_grad]       # frozen weights learn nothing
         with torch.enable_grad(), exact_gradients(net), during_bp():
@@ -60,7 +63,7 @@ def rule_and_bp_gradients(net: torch.nn.Module, rule, x: torch.Tensor, target: t
     return rule_grads, bp_grads
 
 
-def update_alignment(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Tensor,
+def update_alignment(net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
                      loss_fn) -> list[float]:
     """Per hidden layer, the angle between the rule's weight gradient and BP's on the batch
     ``(x, target)`` with the current weights (Lillicrap's Fig. 2b).
@@ -70,7 +73,7 @@ def update_alignment(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.
     Existing ``.grad`` values are restored afterwards.
     """
     weights = [layer.weight for layer in weight_layers(net)[:-1]]
-    rule_grads, bp_grads = rule_and_bp_gradients(net, rule, x, target, loss_fn, weights)
+    rule_grads, bp_grads = rule_and_bp_gradients(net, x, target, loss_fn, weights)
     return [angle_deg(r, b) if r is not None else math.nan
             for r, b in zip(rule_grads, bp_grads)]
 

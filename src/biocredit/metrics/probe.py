@@ -12,9 +12,10 @@ from .gradients import gradient_norms
 from .saturation import block_activation, is_bounded, saturated_fraction
 
 
-def probe_metrics(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Tensor,
+def probe_metrics(net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
                   loss_fn) -> dict[str, list]:
-    """The diagnostics logged every epoch, on the batch ``(x, target)``:
+    """The diagnostics of the converted model ``net`` logged every epoch, on the batch
+    ``(x, target)``:
 
     * ``angle_deg``: per hidden layer, the angle between the rule's weight gradient and BP's
       (the same numbers as :func:`~biocredit.metrics.update_alignment`);
@@ -47,7 +48,7 @@ def probe_metrics(net: torch.nn.Module, rule, x: torch.Tensor, target: torch.Ten
             for h in handles:
                 h.remove()
 
-    rule_grads, bp_grads = rule_and_bp_gradients(net, rule, x, target, loss_fn, weights,
+    rule_grads, bp_grads = rule_and_bp_gradients(net, x, target, loss_fn, weights,
                                                  during_bp=watch_activations)
     hidden = len(layers) - 1
     return {

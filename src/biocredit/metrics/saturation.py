@@ -5,7 +5,7 @@ A saturated unit passes (almost) no teaching signal down: ``δa = δh ⊙ f'(a)`
 
 * tanh: ``|tanh(a)| > 1 − tolerance`` (default ``|h| > 0.99``, where ``f' < 0.02``);
 * logistic: ``σ(a) < tolerance`` or ``σ(a) > 1 − tolerance`` (default outside ``[0.01, 0.99]``);
-* Amit's saturated linearity (:class:`~biocredit.models.mlp.SaturatedLinear`):
+* Amit's saturated linearity (:class:`~biocredit.layers.SaturatedLinear`):
   ``|a| > 1``, where ``σ' = 0`` exactly; ``nn.Hardtanh``: ``a`` outside ``[min_val, max_val]``.
 
 Unbounded activations (ReLU, identity) have no saturation: the fraction is ``None``.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.mlp import SaturatedLinear
+from ..layers import SaturatedLinear
 
 TOLERANCE = 0.01
 

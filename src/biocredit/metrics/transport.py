@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..layers.direct import engine_of
+from ..layers.output_point import select_output
+
 JOIN_NODE = "JoinFunctionBackward"   # biocredit.layers.direct.JoinFunction: taps start afresh
 SAVED_BUT_NOT_MULTIPLIED = {"_saved_bias"}   # e.g. layer norm saves β; no input gradient uses it
 
@@ -62,10 +65,11 @@ class TransportReport:
         return "\n".join(lines)
 
 
-def transport_report(model: nn.Module, example_input: torch.Tensor | None = None
+def transport_report(model: nn.Module, example_input: torch.Tensor | dict | None = None
                      ) -> TransportReport:
-    """Audit ``model`` (converted or plain) on one forward pass of ``example_input``
-    (default: the model's own ``example_input()``), in eval mode; nothing is changed."""
+    """Audit ``model`` (converted or plain) on one forward pass of ``example_input`` (a
+    batch, a dict of keyword arguments; default: the model's own ``example_input()``), in
+    eval mode, from its logits (as a direct rule finds them); nothing is changed."""
     if example_input is None:
         if not hasattr(model, "example_input"):
             raise ValueError("transport_report needs an example_input (one batch) for a "
@@ -77,8 +81,9 @@ def transport_report(model: nn.Module, example_input: torch.Tensor | None = None
     model.eval()
     try:
         with torch.enable_grad():
-            output = model(example_input)
-            crossed = _walk(output.grad_fn, names, by_storage)
+            output = model(**example_input) if isinstance(example_input, dict) else \
+                model(example_input)
+            crossed = _walk(_logits(model, output).grad_fn, names, by_storage)
     finally:
         model.train(was_training)
     conversion = getattr(model, "biocredit_conversion", None)
@@ -89,6 +94,13 @@ def transport_report(model: nn.Module, example_input: torch.Tensor | None = None
         else:
             report.unreached.append(name)
     return report
+
+
+def _logits(model: nn.Module, output) -> torch.Tensor:
+    """The tensor of ``output`` the audit starts from: where a direct rule takes ``e``."""
+    engine = engine_of(model)
+    return select_output(output, None if engine is None else engine.selector,
+                         "transport_report")
 
 
 def _storage(t: torch.Tensor) -> int:

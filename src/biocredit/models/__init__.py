@@ -46,8 +46,8 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
         raise ValueError(f"input_shape needs positive sizes; got {tuple(input_shape)}")
     if is_user_spec(spec):
         if options.pop("inject_at", None) is not None:
-            raise ValueError("--inject-at places the built-in models' taps; in your own model "
-                             "place biocredit.Tap() or use --taps")
+            raise ValueError("`inject_at` places the built-in models' taps; in your own model "
+                             "place biocredit.Tap() or use `taps`")
         options = {k: v for k, v in options.items() if v not in (None, 0, 0.0, 1.0, "uniform")}
         return build_user_model(spec, input_shape, num_classes, **options)
     check_user_file(spec)
@@ -57,7 +57,7 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
         raise ValueError(f"unknown model {family!r} in {spec!r}; available models: "
                          f"{', '.join(available())} (e.g. mlp:2x800:tanh)")
     if family != "mlp" and options.get("dropout_hidden"):
-        raise ValueError(f"{family} places its own dropout; --dropout-hidden is for MLPs")
+        raise ValueError(f"{family} places its own dropout; `dropout_hidden` is for MLPs")
     net = _FAMILIES[family](args, tuple(input_shape), num_classes, **options)
     net.spec = spec
     if inject_at is not None:
@@ -92,7 +92,7 @@ def select_taps(net: nn.Module, taps: Sequence[str]) -> None:
     chosen = {name for name in found for t in taps
               if fnmatch.fnmatchcase(name, t) or fnmatch.fnmatchcase(name.rpartition(".")[0], t)}
     if not chosen:
-        raise ValueError(f"--taps {','.join(taps)} names none of this model's taps; its taps: "
+        raise ValueError(f"`taps={','.join(taps)}` names none of this model's taps; its taps: "
                          f"{', '.join(n.rpartition('.')[0] or n for n in found)}")
     for name, module in found.items():
         module.enabled = name in chosen

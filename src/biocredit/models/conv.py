@@ -53,21 +53,10 @@ def build_layers(steps, input_shape, num_classes, *, activation: str,
             pre: list[nn.Module] = []
             if not blocks and dropout_input > 0:
                 pre.append(nn.Dropout(dropout_input))
-            if kind == "conv":
-                channels, k, stride, padding = _conv_args(*args)
-                size = shape[1:]
-                if padding == "same":
-                    padding, right = (k - 1) // 2, k - 1 - (k - 1) // 2
-                    if padding != right:  # "same" for an even kernel: pad unevenly, first
-                        pre.append(nn.ZeroPad2d((padding, right, padding, right)))
-                        size, padding = tuple(s + k - 1 for s in size), 0
-                conv = nn.Conv2d(shape[0], channels, k, stride=stride, padding=padding)
-                layer = LocallyConnected2d.from_conv(conv, size) if untied else conv
-            else:
-                if not flat:
-                    pre.append(nn.Flatten())
-                    flat = True
-                layer = nn.Linear(math.prod(shape), args[0])
+            if kind == "full" and not flat:
+                pre.append(nn.Flatten())
+                flat = True
+            layer = _weight_layer(kind, args, shape, pre, untied)
             blocks.append(Block(layer, pre=pre, post=[ACTIVATIONS[activation]()]))
         elif kind == "norm":
             norm = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
@@ -94,6 +83,24 @@ def build_layers(steps, input_shape, num_classes, *, activation: str,
     if forward_density != 1.0:       # sparsify refuses densities outside (0, 1]
         sparsify(net, forward_density)
     return net
+
+
+def _weight_layer(kind: str, args, shape: tuple, pre: list[nn.Module],
+                  untied: bool) -> nn.Module:
+    """A ``conv`` step's convolution (or, ``untied``, its locally connected layer; an even
+    kernel's "same" padding goes into ``pre``) or a ``full`` step's linear layer, for
+    inputs of ``shape``."""
+    if kind != "conv":
+        return nn.Linear(math.prod(shape), args[0])
+    channels, k, stride, padding = _conv_args(*args)
+    size = shape[1:]
+    if padding == "same":
+        padding, right = (k - 1) // 2, k - 1 - (k - 1) // 2
+        if padding != right:  # "same" for an even kernel: pad unevenly, first
+            pre.append(nn.ZeroPad2d((padding, right, padding, right)))
+            size, padding = tuple(s + k - 1 for s in size), 0
+    conv = nn.Conv2d(shape[0], channels, k, stride=stride, padding=padding)
+    return LocallyConnected2d.from_conv(conv, size) if untied else conv
 
 
 def _conv_args(channels: int, k: int, stride: int = 1, padding: int | str = "same"):

@@ -71,7 +71,7 @@ def build_mlp(args: list[str], input_shape: tuple[int, ...], num_classes: int, *
                          f"{', '.join(sorted(ACTIVATIONS))}")
     if activation == "relu" and init == "zero":
         raise ValueError("a ReLU net cannot start from zero weights (no unit would ever "
-                         "activate); use --init uniform or xavier")
+                         "activate); use `init=uniform` or xavier")
     for name, p in (("dropout_input", dropout_input), ("dropout_hidden", dropout_hidden)):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"{name} is the fraction of units dropped, in [0, 1); got {p}")

@@ -31,7 +31,7 @@ def is_user_spec(spec: str) -> bool:
 def check_user_file(spec: str) -> None:
     """Refuse a model file named without the function that builds the model."""
     if spec.endswith(".py") or (":" not in spec and "/" in spec):
-        raise ValueError(f"--model {spec}: name the function in it that builds the model, "
+        raise ValueError(f"`model={spec}`: name the function in it that builds the model, "
                          f"as {spec}:FUNCTION (called with the input shape and the number of "
                          "classes)")
 
@@ -50,7 +50,7 @@ def build_user_model(spec: str, input_shape: Sequence[int], num_classes: int,
                  callable(getattr(module, n))]
         raise ValueError(f"{source} has no function {function!r}; it defines: "
                          f"{', '.join(names) or 'nothing callable'}")
-    from ..training.interrupt import at_once
+    from ..interrupt import at_once
     with at_once():             # a signal while the user's code runs stops it now
         model = builder(tuple(input_shape), num_classes)
         if not isinstance(model, nn.Module):
@@ -93,5 +93,5 @@ def _load(source: str):
     try:
         return importlib.import_module(source)
     except ModuleNotFoundError as err:
-        raise ValueError(f"cannot import {source!r} for --model ({err}); give a file path "
+        raise ValueError(f"cannot import {source!r} for `model` ({err}); give a file path "
                          "ending in .py or an importable module") from None

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..training.folder import make_folder, missing_folders, remove_created
-from ..training.results import read_json
+from ..training.folder import COMPARISON, CONFIG, make_folder, missing_folders, read_file, \
+    remove_created
 from ..training.run import load_dataset, resolve_device
 from .colors import rule_color
 from .content import Content, Section
@@ -174,10 +174,9 @@ def _write_report(records, run_dirs, out: Path, stage: Path, *, tsne_size, seed,
 
 def _seed_comparison(folder: Path) -> dict | None:
     """The ``comparison.json`` of a ``compare --seeds`` folder, else ``None``."""
-    path = folder / "comparison.json"
-    if not path.is_file() or (folder / "config.json").is_file():
+    if not (folder / COMPARISON).is_file() or (folder / CONFIG).is_file():
         return None
-    comparison = read_json(path, dict)
+    comparison = read_file(folder, COMPARISON)
     return comparison if isinstance(comparison.get("seeds"), list) and \
         len(comparison["seeds"]) > 1 else None
 
@@ -328,7 +327,7 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
     torch_device = resolve_device(device)
     for r in records:
         try:
-            config = run_config(r.config, device, str(r.folder / "config.json"))
+            config = run_config(r.config, device, str(r.folder / CONFIG))
             key = (config.data, config.data_dir, config.normalize, config.validation)
             if key not in datasets:
                 datasets[key] = load_dataset(config, torch_device)

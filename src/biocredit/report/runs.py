@@ -8,9 +8,10 @@ from pathlib import Path
 
 import torch
 
-from ..training.folder import check_state_digest
-from ..training.results import read_json, read_jsonl, slug
-from ..training.run import RUN_ID_METADATA, RunConfig, build, load_dataset
+from ..training.folder import (COMPARISON, CONFIG, METRICS, MODEL, SEEDS, STEPS, SUMMARY,
+                                load_model, model_run_id, read_file)
+from ..training.results import slug
+from ..training.run import RunConfig, build, load_dataset
 
 
 @dataclass
@@ -42,21 +43,20 @@ def read_run(folder: str | os.PathLike) -> RunRecord:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such run folder")
-    if (folder / "config.json").is_file() and not (folder / "metrics.jsonl").is_file() \
-            and (folder / "summary.json").is_file():
-        status = read_json(folder / "summary.json", dict).get("status", "running")
+    if (folder / CONFIG).is_file() and not (folder / METRICS).is_file() \
+            and (folder / SUMMARY).is_file():
+        status = read_file(folder, SUMMARY).get("status", "running")
         raise ValueError(f"{folder}: its run finished no epoch (status {status}); there is "
                          "nothing to report")
-    for name in ("config.json", "metrics.jsonl"):
+    for name in (CONFIG, METRICS):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a run folder: it has no {name}")
-    summary = read_json(folder / "summary.json", dict) if (folder / "summary.json").is_file() \
-        else {}
-    steps = read_jsonl(folder / "steps.jsonl") if (folder / "steps.jsonl").is_file() else []
-    config = read_json(folder / "config.json", dict)
-    metrics = read_jsonl(folder / "metrics.jsonl")
-    check_one_run(folder, {"config.json": [config], "summary.json": [summary],
-                           "metrics.jsonl": metrics, "steps.jsonl": steps})
+    summary = read_file(folder, SUMMARY) if (folder / SUMMARY).is_file() else {}
+    steps = read_file(folder, STEPS) if (folder / STEPS).is_file() else []
+    config = read_file(folder, CONFIG)
+    metrics = read_file(folder, METRICS)
+    check_one_run(folder, {CONFIG: [config], SUMMARY: [summary], METRICS: metrics,
+                           STEPS: steps})
     label = config.get("label") or config.get("rule", folder.name)
     return RunRecord(folder, config, summary, metrics, steps, label=str(label))
 
@@ -73,7 +73,7 @@ def check_one_run(folder: Path, files: dict[str, list[dict]]) -> None:
     if len(seen) > 1:
         which = ", ".join(f"{name} is run {run_id}" for run_id, name in seen.items())
         raise ValueError(f"{folder} mixes files of different runs ({which}); run it again "
-                         "with --overwrite")
+                         "with `overwrite=True`")
 
 
 def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
@@ -82,17 +82,17 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
     one run per job) for those of them that finished an epoch, by name."""
     folders = []
     for path in map(Path, paths):
-        if (path / "comparison.json").is_file() and not (path / "config.json").is_file():
-            comparison = read_json(path / "comparison.json", dict)
+        if (path / COMPARISON).is_file() and not (path / CONFIG).is_file():
+            comparison = read_file(path, COMPARISON)
             if "folders" in comparison:           # several seeds: every run
                 runs = [path / str(f) for f in comparison["folders"]]
             else:
                 runs = [path / slug(str(name)) for name in comparison.get("rules", {})]
             folders += [f for f in runs if finished_an_epoch(f)]
-        elif (path / "seeds.json").is_file() and not (path / "config.json").is_file():
-            runs = [path / str(f) for f in read_json(path / "seeds.json", dict).get("folders", [])]
+        elif (path / SEEDS).is_file() and not (path / CONFIG).is_file():
+            runs = [path / str(f) for f in read_file(path, SEEDS).get("folders", [])]
             folders += [f for f in runs if finished_an_epoch(f)]
-        elif path.is_dir() and not (path / "config.json").is_file() and runs_inside(path):
+        elif path.is_dir() and not (path / CONFIG).is_file() and runs_inside(path):
             folders += [f for f in expand_run_dirs(runs_inside(path)) if finished_an_epoch(f)]
         else:
             folders.append(path)
@@ -104,13 +104,13 @@ def expand_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
 def runs_inside(folder: Path) -> list[Path]:
     """The sub-folders of ``folder`` that hold a run, a comparison or several seeds."""
     return sorted(d for d in folder.iterdir() if d.is_dir() and any(
-        (d / name).is_file() for name in ("config.json", "comparison.json", "seeds.json")))
+        (d / name).is_file() for name in (CONFIG, COMPARISON, SEEDS)))
 
 
 def finished_an_epoch(folder: Path) -> bool:
     """Whether a run of a comparison or of several seeds has epochs to report (a run that
     diverged in its first epoch has none)."""
-    return (folder / "metrics.jsonl").is_file() or not (folder / "config.json").is_file()
+    return (folder / METRICS).is_file() or not (folder / CONFIG).is_file()
 
 
 def label_runs(records: list[RunRecord]) -> None:
@@ -136,16 +136,10 @@ def common_parent(folders: list[Path]) -> Path:
     return Path(os.path.commonpath([str(f.resolve()) for f in folders]))
 
 
-def run_config(config: dict, device: str = "cpu", source: str = "config.json") -> RunConfig:
+def run_config(config: dict, device: str = "cpu", source: str = CONFIG) -> RunConfig:
     """A :class:`RunConfig` from a ``config.json`` dict (keys this version does not know are
     dropped), moved to ``device``."""
     return RunConfig.from_dict({**config, "device": device}, source)
-
-
-def model_run_id(state) -> str | None:
-    """The run id :func:`~biocredit.training.run.save_model` put in a ``model.pt``."""
-    root = (getattr(state, "_metadata", None) or {}).get("")
-    return root.get(RUN_ID_METADATA) if isinstance(root, dict) else None
 
 
 def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
@@ -156,28 +150,23 @@ def load_trained(folder: str | os.PathLike, device: str = "cpu", dataset=None):
     ``dataset`` to reuse one already loaded (it is moved to ``device``).
     """
     folder = Path(folder)
-    if not (folder / "model.pt").is_file():
+    if not (folder / MODEL).is_file():
         raise FileNotFoundError(f"{folder} has no model.pt (the run saved no network)")
-    saved = read_json(folder / "config.json", dict)
-    config = run_config(saved, device, str(folder / "config.json"))
+    saved = read_file(folder, CONFIG)
+    config = run_config(saved, device, str(folder / CONFIG))
     torch_device = torch.device(device)
     if dataset is None:
         dataset = load_dataset(config, torch_device)
     dataset = dataset.to(torch_device)
     with torch.random.fork_rng(devices=[torch_device] if torch_device.type == "cuda" else []):
         net, _, _, _ = build(config, dataset, torch_device)
-    try:
-        state = torch.load(folder / "model.pt", map_location=torch_device, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{folder / 'model.pt'} cannot be loaded: it is truncated, corrupt "
-                         f"or not a model.pt ({type(err).__name__})") from None
-    check_state_digest(state, folder / "model.pt")
+    state = load_model(folder / MODEL, torch_device)
     try:
         net.load_state_dict(state)
     except Exception as err:
-        raise ValueError(f"{folder / 'model.pt'} cannot be loaded into the run's model: it "
+        raise ValueError(f"{folder / MODEL} cannot be loaded into the run's model: it "
                          f"is truncated, corrupt or from another run "
                          f"({type(err).__name__})") from None
-    check_one_run(folder, {"config.json": [saved], "model.pt": [{"run_id": model_run_id(state)}]})
+    check_one_run(folder, {CONFIG: [saved], MODEL: [{"run_id": model_run_id(state)}]})
     net.eval()
     return net, dataset

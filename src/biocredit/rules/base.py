@@ -1,19 +1,27 @@
 """What a learning rule is.
 
 A rule is configuration (its options) plus the equations that make its teaching signals.
-:meth:`Rule.convert` turns any ``nn.Module`` into a copy that a plain ``loss.backward()``
-trains with the rule (see :func:`biocredit.layers.convert`); the rule's state (feedback
-matrices, masks, learned feedback) lives in that copy as buffers. Rules with learned
-feedback also update it after every optimizer step (:meth:`Rule.after_step`, or
-automatically with :func:`biocredit.hook_optimizer`) and may follow a schedule per
-epoch (:meth:`Rule.after_epoch`).
+:func:`biocredit.convert` turns any ``nn.Module`` into a copy that a plain ``loss.backward()``
+trains with the rule: it hands the copy to the rule's :meth:`Rule.install`, which its
+mechanism implements. Rules with learned feedback also update it after every optimizer step
+(:meth:`Rule.after_step`, or automatically with :func:`biocredit.hook_optimizer`) and may
+follow a schedule per epoch (:meth:`Rule.after_epoch`).
 
 Two mechanisms cover every rule:
 
-* layer feedback (:class:`LayerFeedbackRule`): each weight layer's backward multiplies the
-  error by the rule's feedback ``B`` instead of ``W``: ``δh_l = B_{l+1} δa_{l+1}``;
-* direct feedback (:class:`DirectFeedbackRule`): taps cut the graph after hidden layers and
-  each receives a signal made from the output error ``e``.
+* layer feedback (:class:`~biocredit.rules.layer_feedback.LayerFeedbackRule`): each weight
+  layer's backward multiplies the error by the rule's feedback ``B`` instead of ``W``:
+  ``δh_l = B_{l+1} δa_{l+1}``;
+* direct feedback (:class:`~biocredit.rules.direct_feedback.DirectFeedbackRule`): taps cut
+  the graph after hidden layers and each receives a signal made from the output error ``e``.
+
+A rule's state is tensors in ``state_dict``, in one place per layer or per model, each
+declared by one method of the rule: per layer, buffers of the feedback layer the conversion
+made (``feedback``, ``feedback_mask`` and what :meth:`LayerFeedbackRule.layer_state`
+declares); per model, buffers of the converted model itself (what
+:meth:`DirectFeedbackRule.make_direct_state` registers). Python objects a rule keeps beside
+them (DKP's feedback optimizer, whose state it writes into ``state_dict``; node
+perturbation's host copy of its noise counter) live in the model's ``DirectEngine.runtime``.
 """
 
 from __future__ import annotations
@@ -24,8 +32,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..layers import (LocallyConnected2d, TapRecord, conversion_of, convert, engine_of,
-                      feedback_layers)
+from ..layers import engine_of
 from ..layers.feedback_init import KINDS, initial_feedback, sparse_mask
 
 
@@ -35,7 +42,6 @@ class Rule:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
-    converts_layers: ClassVar[bool] = False   # gives weight layers feedback of their own
     direct: ClassVar[bool] = False            # drives taps from the output error
     learns_feedback: ClassVar[bool] = False   # changes its feedback after optimizer steps
     transports: ClassVar[str] = ""            # what of W its feedback is made from, if any
@@ -73,13 +79,17 @@ class Rule:
         return f"{type(self).__name__}({opts})"
 
     # -- converting a model ----------------------------------------------------------------
-    def convert(self, model: nn.Module, **options) -> nn.Module:
-        """A copy of ``model`` trained with this rule by ``loss.backward()``; see
-        :func:`biocredit.layers.convert` for ``options``."""
-        return convert(model, self, **options)
+    def install(self, root: nn.Module, conversion, *, taps=None, exclude=(), skip=(),
+                unsupported: str = "error", generator: torch.Generator | None = None,
+                example_input: torch.Tensor | None = None) -> None:
+        """Make ``root`` (the copy :func:`biocredit.convert` made) train with this rule,
+        recording in ``conversion`` (a :class:`biocredit.Conversion`) what was done; the
+        options are :func:`biocredit.convert`'s. Each mechanism implements it."""
+        raise NotImplementedError
 
     def prepare(self, net: nn.Module, generator: torch.Generator | None) -> None:
-        """Called at the end of :meth:`convert`: set up state derived from the feedback."""
+        """Called at the end of :func:`biocredit.convert`, after :meth:`install`: set up what
+        derives from the rule's state (sign symmetry's first ``B``)."""
 
     # -- training --------------------------------------------------------------------------
     def backward(self, net: nn.Module, x: torch.Tensor, target: torch.Tensor,
@@ -100,6 +110,14 @@ class Rule:
 
     def after_load(self, net: nn.Module) -> None:
         """Called after ``load_state_dict``: refresh state derived from the weights."""
+
+    @classmethod
+    def floor_macs(cls, macs: list[int], tap_widths: list[int], outputs: int) -> int | None:
+        """The multiply-accumulates per example of one training step: ``macs`` are the
+        forward MACs of the weight layers in order (``F_l``, the output layer last),
+        ``tap_widths`` the widths ``n_l`` of the taps, ``outputs`` ``C``. ``None``: not
+        stated (see :mod:`biocredit.training.floor`)."""
+        return None
 
 
 _NUMBER = "a number"
@@ -172,73 +190,6 @@ class FeedbackRule(Rule):
         return b.to(like.device), mask
 
 
-def fan_out(layer: nn.Module) -> int:
-    """How many errors each input unit of ``layer`` sums in the backward pass: the fan-in
-    of its feedback (linear: ``out``; convolution: ``C_out·k²``; untied: ``C_out``)."""
-    if isinstance(layer, LocallyConnected2d):
-        return layer.weight.shape[1]
-    w = layer.weight
-    return w.shape[0] * math.prod(w.shape[2:])
-
-
-class LayerFeedbackRule(FeedbackRule):
-    """Every weight layer that sends an error downstream multiplies it by its own feedback
-    matrix: ``δh_l = B_{l+1} δa_{l+1}`` (FA and its relatives). The backward is autograd.
-    The feedback has the weight's layout (``out × in``, or the kernel's shape) and is drawn
-    with ``fan_in`` = :func:`fan_out` of the layer."""
-
-    converts_layers = True
-
-    def layer_feedback(self, layer: nn.Module, generator: torch.Generator | None):
-        """The feedback ``layer`` gets (``None`` ties it to the weight) and its mask."""
-        raise NotImplementedError
-
-
-def learned_layers(net: nn.Module):
-    """The feedback layers of ``net`` that hold a feedback matrix of their own."""
-    return feedback_layers(net)
-
-
-class DirectFeedbackRule(FeedbackRule):
-    """Taps cut the graph; on ``loss.backward()`` each receives :meth:`hidden_signals`, made
-    from the output error, and autograd turns it into the local weight gradients (see
-    :mod:`biocredit.layers.direct`)."""
-
-    direct = True
-    local_input_grad: ClassVar[bool] = False      # taps' outputs require grad (IFA's JVP)
-    needs_preactivation: ClassVar[bool] = False   # records a_l at every tap
-    needs_output: ClassVar[bool] = False          # hidden_signals also gets output= (its graph)
-
-    def direct_shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        """Which taps get a direct projection of ``e`` (default: all of them)."""
-        return shapes
-
-    def input_grad_needed(self, records: list[TapRecord]) -> list[bool]:
-        """With ``local_input_grad``: whether each tap's output must require grad in the
-        next training forward, judged from this one's ``records`` (default: every tap's)."""
-        return [True] * len(records)
-
-    def validate_taps(self, records: list[TapRecord]) -> None:
-        """Refuse tap layouts the rule is not defined for (called once, at the first draw)."""
-
-    def make_direct_state(self, root: nn.Module, shapes, num_outputs: int,
-                          generator: torch.Generator | None, like: torch.Tensor) -> None:
-        """Draw the rule's feedback for the taps (per-example ``shapes``, in tap order) into
-        buffers of ``root``; ``like`` gives dtype and device."""
-        raise NotImplementedError
-
-    def injection_points(self, records: list[TapRecord]) -> list[torch.Tensor]:
-        """The tensors that receive :meth:`hidden_signals` (default: the tap points)."""
-        return [r.point for r in records]
-
-    def hidden_signals(self, root: nn.Module, error: torch.Tensor,
-                       records: list[TapRecord], target) -> list[torch.Tensor]:
-        """The gradient to inject at each of :meth:`injection_points`, from the output
-        error ``e`` (called inside the backward pass, once per ``loss.backward()``). Rules
-        with ``needs_output`` also get ``output=``, the model output with its graph."""
-        raise NotImplementedError
-
-
 def auxiliary_error(logits: torch.Tensor, target) -> torch.Tensor:
     """LAFS-style error of auxiliary logits ``a_x,l = B_lᵀ h_l``:
     ``e_l = (softmax(a_x,l) − y) / N`` (the batch mean, like the output error)."""
@@ -252,6 +203,5 @@ def auxiliary_error(logits: torch.Tensor, target) -> torch.Tensor:
     return (torch.softmax(logits, dim=1) - onehot) / len(logits)
 
 
-__all__ = ["DirectFeedbackRule", "FEEDBACK_OPTIONS", "FEEDBACK_RANGES", "FeedbackRule", "LayerFeedbackRule",
-           "Rule", "auxiliary_error", "conversion_of", "fan_out",
-           "learned_layers", "set_targets"]
+__all__ = ["FEEDBACK_OPTIONS", "FEEDBACK_RANGES", "FeedbackRule", "Rule", "auxiliary_error",
+           "check_option_type", "set_targets"]

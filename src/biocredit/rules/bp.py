@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import LayerFeedbackRule
+from .layer_feedback import LayerFeedbackRule
 
 
 class Backprop(LayerFeedbackRule):

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .base import learned_layers
+from ..layers.swap import output_dim
 from .sign_symmetry import SignSymmetryRule
 
 
@@ -18,15 +18,17 @@ class BatchRandomSignFeedback(SignSymmetryRule):
     name = "brsf"
     summary = "sign symmetry: forward signs, random magnitudes redrawn every step"
 
-    def prepare(self, net, generator):
-        super().prepare(net, generator)
-        for layer in learned_layers(net):      # where each step's magnitudes are drawn
-            layer.register_buffer("feedback_draw", torch.zeros_like(layer.weight),
-                                  persistent=False)
+    scratch = frozenset({"feedback_draw"})
+
+    def layer_state(self, layer):
+        """``feedback_draw``: where each step's magnitudes are drawn (a working buffer,
+        not saved)."""
+        return {"feedback_draw": torch.zeros_like(layer.weight)}
 
     def magnitude(self, layer):
         scale = self.options["feedback_scale"]
-        s = scale if scale is not None else 1.0 / math.sqrt(layer.weight.shape[0])
+        width = layer.weight.shape[output_dim(layer)]          # the layer's outputs
+        s = scale if scale is not None else 1.0 / math.sqrt(width)
         return layer.feedback_draw.uniform_(0.0, s)      # = rand(W.shape) · s, in place
 
     def loaded_magnitude(self, layer):

@@ -6,14 +6,17 @@ import torch
 
 from .. import distributed
 from ..optimizers import OPTIMIZERS, make_optimizer
-from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES, conversion_of
-from .dfa import DirectFeedbackAlignment
+from ..layers.direct import as_rows, engine_of, positions_of
+from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES
+from .dfa import LAYOUT_RANGE, DirectFeedbackAlignment
 
 
 class DirectKolenPollack(DirectFeedbackAlignment):
     """``δa_l = (B_l e) ⊙ f'(a_l)`` as DFA, with ``B_l`` learned like the weight of a direct
     read-out from ``h_l`` to the output: its gradient is ``e h_lᵀ`` (summed over the batch, in
-    the stored ``C × n_l`` layout, i.e. ``B_l``'s transpose), all taps in one matmul.
+    the stored ``C × n_l`` layout, i.e. ``B_l``'s transpose), all taps in one matmul. In the
+    position layout (see DFA's ``layout``) the read-out is per position and its gradient
+    sums over the batch and the positions: ``Σ_{n,t} e_{n,t} h_{l,n,t}ᵀ`` (``C × d_l``).
 
     ``B`` (the root buffer ``direct_feedback``) is stepped by its own optimizer
     (``feedback_optimizer``, ``feedback_lr``, ``feedback_momentum``, ``feedback_decay`` as
@@ -28,9 +31,10 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     name = "dkp"
     summary = "direct Kolen-Pollack: DFA whose feedback learns like a direct read-out"
     defaults = {**FEEDBACK_OPTIONS, "feedback_optimizer": "adam", "feedback_lr": 1e-3,
-                "feedback_momentum": 0.0, "feedback_decay": 1e-4, "feedback_lr_decay": 1.0}
+                "feedback_momentum": 0.0, "feedback_decay": 1e-4, "feedback_lr_decay": 1.0,
+                "layout": "auto"}
     option_ranges = {
-        **FEEDBACK_RANGES,
+        **FEEDBACK_RANGES, **LAYOUT_RANGE,
         "feedback_optimizer": (lambda v: v in OPTIMIZERS, "one of " + ", ".join(OPTIMIZERS)),
         "feedback_lr": (lambda v: v >= 0, ">= 0 (the feedback's learning rate)"),
         "feedback_momentum": (lambda v: 0 <= v < 1, "in [0, 1) (sgd and rmsprop's momentum)"),
@@ -39,14 +43,21 @@ class DirectKolenPollack(DirectFeedbackAlignment):
                               ">= 0 (the factor on feedback_lr after every epoch)"),
     }
 
+    @classmethod
+    def floor_macs(cls, macs, tap_widths, outputs):
+        """DFA's, plus ``C·Σn_l`` for the feedback's gradient ``e hᵀ``."""
+        return 2 * sum(macs) + 2 * outputs * sum(tap_widths)
+
     def prepare(self, net, generator):
+        """The feedback optimizer's state (kept in the engine's ``runtime``) goes into the
+        model's ``state_dict`` as ``direct_feedback_optimizer.*``, and back on load."""
         net.register_state_dict_post_hook(_save_optimizer_state)
         net.register_load_state_dict_pre_hook(_load_optimizer_state)
 
     def hidden_signals(self, root, error, records, target):
-        feedback = root.direct_feedback
-        h = torch.cat([r.point.detach().flatten(1) for r in records], dim=1)
-        grad = (error.flatten(1).t() @ h.to(error.dtype)).to(feedback.dtype)  # e h_lᵀ, all taps
+        feedback, p = root.direct_feedback, positions_of(root)
+        h = torch.cat([as_rows(r.point.detach(), p) for r in records], dim=1)
+        grad = (as_rows(error, p).t() @ h.to(error.dtype)).to(feedback.dtype)  # Σ e hᵀ, all taps
         if root.direct_feedback_mask is not None:
             grad.mul_(root.direct_feedback_mask)
         feedback.grad = grad if feedback.grad is None else feedback.grad + grad
@@ -68,16 +79,17 @@ class DirectKolenPollack(DirectFeedbackAlignment):
 
 
 def feedback_optimizer(net) -> torch.optim.Optimizer:
-    """The optimizer of ``net``'s learned direct feedback, made on first use; after the model
-    moved (``.to()`` replaces buffers) it follows the new tensor, keeping its state."""
-    conversion = conversion_of(net)
-    rule, matrix = conversion.rule, net.direct_feedback
-    optimizer = conversion.state.get("feedback_optimizer")
+    """The optimizer of ``net``'s learned direct feedback (kept in the model's engine, its
+    state saved in the model's ``state_dict``), made on first use; after the model moved
+    (``.to()`` replaces buffers) it follows the new tensor, keeping its state."""
+    engine = engine_of(net)
+    rule, matrix = engine.rule, net.direct_feedback
+    optimizer = engine.runtime.get("feedback_optimizer")
     if optimizer is None:
         o = rule.options
         optimizer = make_optimizer(o["feedback_optimizer"], [matrix], o["feedback_lr"],
                                    o["feedback_momentum"], o["feedback_decay"])
-        conversion.state["feedback_optimizer"] = optimizer
+        engine.runtime["feedback_optimizer"] = optimizer
     else:
         old = optimizer.param_groups[0]["params"][0]
         if old is not matrix:
@@ -93,7 +105,7 @@ PREFIX = "direct_feedback_optimizer."
 
 
 def _save_optimizer_state(module, state_dict, prefix, local_metadata) -> None:
-    optimizer = conversion_of(module).state.get("feedback_optimizer")
+    optimizer = engine_of(module).runtime.get("feedback_optimizer")
     if optimizer is None:
         return
     matrix = optimizer.param_groups[0]["params"][0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import LayerFeedbackRule, fan_out
+from .layer_feedback import LayerFeedbackRule, fan_out
 
 
 class FeedbackAlignment(LayerFeedbackRule):

@@ -12,8 +12,11 @@ class FixedRandomSignFeedback(SignSymmetryRule):
     name = "frsf"
     summary = "sign symmetry: forward signs, random magnitudes drawn once"
 
+    def layer_state(self, layer):
+        """``feedback_magnitude``: ``|R|``, the magnitudes of the random feedback drawn."""
+        return {"feedback_magnitude": layer.feedback.abs().clone()}
+
     def initial_magnitude(self, layer):
-        layer.register_buffer("feedback_magnitude", layer.feedback.abs().clone())
         return layer.feedback_magnitude
 
     def magnitude(self, layer):

@@ -20,6 +20,8 @@ option ``weights``). The paper's strategies, generalised to ``k`` hidden layers:
 For two hidden layers these are the table in docs/algorithms.md. Its s2 row is garbled in our copy
 of the paper and was reconstructed from the figure's description (direct plus from below).
 ``sources`` overrides the strategy layer by layer, bottom first: ``"direct+above;direct"``.
+In DFA's ``position`` layout every matrix acts per position (``B̃_l`` is ``d_{l+1} × d_l``)
+and each position mixes its own signals.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import math
 
 import torch
 
+from ..layers.direct import as_rows, positions_of
 from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES
-from .dfa import DirectFeedbackAlignment
+from .dfa import LAYOUT_RANGE, DirectFeedbackAlignment
 
 SOURCES = ("direct", "above", "below", "above-dfa", "below-dfa")
 
@@ -73,10 +76,10 @@ class GeneralFeedback(DirectFeedbackAlignment):
     name = "general"
     summary = "general feedback (Flam-Shepherd): direct, from-above and from-below errors mixed"
     defaults = {**FEEDBACK_OPTIONS, "strategy": "s1", "sources": None, "weights": None,
-                "aux_errors": False}
+                "aux_errors": False, "layout": "auto"}
     option_types = {"feedback_scale": float, "sources": str, "weights": dict}
     option_ranges = {
-        **FEEDBACK_RANGES,
+        **FEEDBACK_RANGES, **LAYOUT_RANGE,
         "strategy": (lambda v: v in STRATEGIES, "one of " + ", ".join(STRATEGIES)),
         "weights": (lambda v: all(k in SOURCES and isinstance(w, (int, float))
                                   and not isinstance(w, bool) and 0 < w < math.inf
@@ -101,6 +104,11 @@ class GeneralFeedback(DirectFeedbackAlignment):
             return parse_sources(self.options["sources"], depth)
         return strategy_sources(self.options["strategy"], depth)
 
+    @classmethod
+    def floor_macs(cls, macs, tap_widths, outputs):
+        """Not stated: it depends on the sources."""
+        return None
+
     def validate_taps(self, records):
         if not all(r.elementwise and not r.skip and r.preactivation is not None
                    and r.preactivation.shape == r.point.shape for r in records):
@@ -124,7 +132,8 @@ class GeneralFeedback(DirectFeedbackAlignment):
     def hidden_signals(self, root, error, records, target):
         traces = records
         sources = self.layer_sources(len(traces))
-        direct = [d.flatten(1) for d in self.direct_signals(root, error, traces, target)]
+        p = positions_of(root)          # rows: per example, or per example and position
+        direct = [as_rows(d, p) for d in self.direct_signals(root, error, traces, target)]
         weights = self.options["weights"] or {}
         deltas: dict[int, torch.Tensor] = {}
         plain: dict[int, torch.Tensor] = {}
@@ -134,7 +143,7 @@ class GeneralFeedback(DirectFeedbackAlignment):
             with torch.enable_grad():
                 (d,) = torch.autograd.grad(t.point, t.preactivation, u.reshape(t.point.shape),
                                            retain_graph=True)
-            return d.flatten(1)
+            return as_rows(d, p)
 
         def dfa_delta(l):
             if l not in plain:
@@ -155,7 +164,7 @@ class GeneralFeedback(DirectFeedbackAlignment):
                     direction, _, kind = s.partition("-")
                     n = l + 1 if direction == "above" else l - 1
                     if n == len(traces):
-                        signal = error
+                        signal = as_rows(error, p)
                     else:
                         signal = dfa_delta(n) if kind else delta(n, (*visiting, l))
                     u = signal @ getattr(root, f"neighbour_feedback_{direction}_{l}").to(

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import project
-from ..layers.direct import StructureError
+from ..layers.direct import StructureError, positions_of
 from .dfa import DirectFeedbackAlignment
 
 
@@ -21,7 +21,10 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
     max-pool's chosen units, the dropout's mask), and ``⊙ f'(a_l)`` is the backward of the
     steps between the layer and its activation (batch norm included). ``δa_l`` enters
     autograd at ``a_l`` (:meth:`injection_points`). Taps with a residual sum between them are
-    refused: the skip path has no forward-signal rule.
+    refused: the skip path has no forward-signal rule. In the position layout (see DFA's
+    ``layout``) ``B_1`` is ``d_1 × C`` and tap 1 gets ``B_1 e_t`` at every position ``t``; the
+    forward products are the model's own, so layers that mix positions carry it between them
+    (where their graph can be differentiated twice; a fused attention kernel cannot).
     """
 
     name = "ifa"
@@ -32,6 +35,12 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
 
     def direct_shapes(self, shapes):
         return shapes[:1]
+
+    @classmethod
+    def floor_macs(cls, macs, tap_widths, outputs):
+        """``ΣF + ΣF + C·n_1 + Σ_{2≤l<L} F_l``: the first tap's projection, carried
+        forward."""
+        return 2 * sum(macs) + outputs * tap_widths[0] + sum(macs[1:-1])
 
     def validate_taps(self, records):
         if any(r.skip for r in records):
@@ -73,7 +82,9 @@ class IndirectFeedbackAlignment(DirectFeedbackAlignment):
     def hidden_signals(self, root, error, records, target):
         """``B_1 e`` at tap 1's point and ``W_l δa_{l-1}`` at tap ``l``'s activation, taken
         back to ``δa_l`` (see :meth:`injection_points`)."""
-        (signal,) = project(error, root.direct_feedback, [tuple(records[0].point.shape[1:])])
+        p = positions_of(root)
+        (signal,) = project(error, root.direct_feedback,
+                            [tuple(records[0].point.shape[1 + p:])], p)
         signals: list[torch.Tensor] = []
         with torch.enable_grad():
             delta = back_to_preactivation(records[0], records[0].point, signal, signals)

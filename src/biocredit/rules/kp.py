@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES, learned_layers
+from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES
 from .fa import FeedbackAlignment
+from .layer_feedback import learned_layers
 
 
 class KolenPollack(FeedbackAlignment):
@@ -27,12 +28,13 @@ class KolenPollack(FeedbackAlignment):
                      "decay": (lambda v: 0 <= v < 1, "in [0, 1) (λ: B shrinks by 1 − λ a step)"),
                      "epsilon": (lambda v: v >= 0, ">= 0 (ε: the share of ΔW that B gets)")}
 
-    def prepare(self, net, generator):
-        for layer in learned_layers(net):
-            # W as the optimizer will find it: ΔW = W − weight_before_step after its step
-            # (not saved in checkpoints; refreshed after every update and every load).
-            layer.register_buffer("weight_before_step", layer.weight.detach().clone(),
-                                  persistent=False)
+    scratch = frozenset({"weight_before_step"})
+
+    def layer_state(self, layer):
+        """``weight_before_step``: W as the optimizer will find it, ``ΔW = W −
+        weight_before_step`` after its step (a working copy, not saved: refreshed after
+        every update and every load)."""
+        return {"weight_before_step": layer.weight.detach().clone()}
 
     @torch.no_grad()
     def after_load(self, net):
@@ -57,7 +59,9 @@ class KolenPollack(FeedbackAlignment):
             torch._foreach_add_(feedback, weights, alpha=epsilon)
             torch._foreach_add_(feedback, before, alpha=-epsilon)
         if decay:                                         # W ← W − λ W_before
-            torch._foreach_add_(weights, before, alpha=-decay)
+            once = {id(w): (w, b) for w, b in zip(weights, before)}   # a tied W decays once
+            torch._foreach_add_([w for w, _ in once.values()], [b for _, b in once.values()],
+                                alpha=-decay)
         for m in layers:
             if m.feedback_mask is not None:
                 m.feedback.mul_(m.feedback_mask)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import DirectFeedbackRule
+from ..layers import engine_of
+from .direct_feedback import DirectFeedbackRule
 
 
 class NodePerturbation(DirectFeedbackRule):
@@ -27,6 +28,8 @@ class NodePerturbation(DirectFeedbackRule):
     The noise has its own stream: the root buffer ``perturbation_seed`` holds ``[s, k]``, ``s``
     drawn from the conversion's generator; backward ``k`` (from 0) draws from a generator seeded
     ``s + k`` on the error's device. So a seed fixes the noise, and a ``state_dict`` resumes it.
+    (The engine's ``runtime["perturbation_stream"]`` mirrors ``[s, k]`` on the host, so that
+    no backward waits to read them from the device.)
     """
 
     name = "node-perturbation"
@@ -42,6 +45,11 @@ class NodePerturbation(DirectFeedbackRule):
             raise ValueError("sigma is the noise's standard deviation, > 0; "
                              f"got {self.options['sigma']}")
 
+    @classmethod
+    def floor_macs(cls, macs, tap_widths, outputs):
+        """``ΣF + ΣF + Σ_{l≥2} F_l``: the change of the output, carried forward."""
+        return 2 * sum(macs) + sum(macs[1:])
+
     def direct_shapes(self, shapes):
         return []
 
@@ -52,14 +60,14 @@ class NodePerturbation(DirectFeedbackRule):
 
     def noise(self, root, records, device) -> list[torch.Tensor]:
         """``ξ_l ~ N(0, σ²)`` in every tap's shape, from the next generator of the stream."""
-        stream = root.perturbation_seed
-        known = getattr(root, "_perturbation_stream", None)   # (seed, draws, id, version)
+        stream, runtime = root.perturbation_seed, engine_of(root).runtime
+        known = runtime.get("perturbation_stream")   # (seed, draws, id, version)
         if known is not None and known[2:] == (id(stream), stream._version):
             seed, draws = known[:2]        # as this rule left it: no read-back from the device
         else:
             seed, draws = stream.tolist()  # first use, or loaded or moved since: read it
         stream[1] += 1
-        root._perturbation_stream = (seed, draws + 1, id(stream), stream._version)
+        runtime["perturbation_stream"] = (seed, draws + 1, id(stream), stream._version)
         g = torch.Generator(device).manual_seed(seed + draws)
         # drawn in at least float32 (under bf16 autocast: the float32 noise, rounded)
         return [(torch.randn(r.point.shape, generator=g, device=device,

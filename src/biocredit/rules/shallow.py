@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import DirectFeedbackRule
+from .direct_feedback import DirectFeedbackRule
 
 
 class ShallowLearning(DirectFeedbackRule):
@@ -17,6 +17,11 @@ class ShallowLearning(DirectFeedbackRule):
     name = "shallow"
     summary = "shallow learning: only the layers above the last hidden tap learn"
     defaults = {}
+
+    @classmethod
+    def floor_macs(cls, macs, tap_widths, outputs):
+        """``ΣF + F_L``: the forward pass and the layers above the last tap's gradient."""
+        return sum(macs) + macs[-1]
 
     def direct_shapes(self, shapes):
         return []

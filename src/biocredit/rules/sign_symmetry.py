@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import learned_layers
 from .fa import FeedbackAlignment
+from .layer_feedback import learned_layers
 
 
 class SignSymmetryRule(FeedbackAlignment):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ..layers.swap import output_dim
 from .sign_symmetry import SignSymmetryRule
 
 
@@ -15,6 +16,7 @@ class UniformSignFeedback(SignSymmetryRule):
 
     def magnitude(self, layer):
         scale = self.options["feedback_scale"]
-        return scale if scale is not None else 1.0 / math.sqrt(layer.weight.shape[0])
+        width = layer.weight.shape[output_dim(layer)]          # the layer's outputs
+        return scale if scale is not None else 1.0 / math.sqrt(width)
 
     initial_magnitude = magnitude

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 import torch
 
 from .. import losses, models, rules
+from ..conversion import convert
 from ..layers import engine_of
 from ..rules import set_targets
-from .floor import SavedTensors, floor_macs, forward_macs
+from .floor import SavedTensors, forward_macs
 from ..optimizers import make_optimizer, trainable
 from .run import resolve_device, seeded_generator
 
@@ -35,19 +36,9 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     ``ratio_to_torch``. ``amp``: every step's forward and loss under bf16 autocast;
     ``compile``: every model (the floor too) runs ``torch.compile``'d.
     """
-    for label, value, least in (("batch_size", batch_size, 1), ("steps", steps, 1),
-                                 ("warmup", warmup, 0), ("num_classes", num_classes, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{label} must be an integer of at least {least}; got {value!r}")
-    if not input_shape or any(d < 1 for d in input_shape):
-        raise ValueError(f"input_shape needs positive sizes; got {tuple(input_shape)}")
-    names = list(dict.fromkeys(["bp", *rule_names]))
-    for name in names:
-        if compile:
-            rules.create(name).check_compiles()
-        else:
-            rules.get(name)
-    models.check_taps(model, taps)
+    names = check_arguments(rule_names, model, taps, compile, batch_size=batch_size,
+                            steps=steps, warmup=warmup, num_classes=num_classes,
+                            input_shape=input_shape)
     dev = resolve_device(device)
     torch.manual_seed(seed)
     base = models.create(model, input_shape, num_classes).to(dev)
@@ -59,43 +50,17 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     for name in names:
         rule = rules.create(name)
         chosen = copy.deepcopy(base) if rule.direct and taps else base
-        net = rule.convert(chosen, generator=seeded_generator(seed, 1), example_input=example,
-                           taps=models.convert_taps(chosen, model, taps) if rule.direct
-                           else None)
+        net = convert(chosen, rule, generator=seeded_generator(seed, 1), example_input=example,
+                      taps=models.convert_taps(chosen, model, taps) if rule.direct else None)
         setups[name] = (rule, net, make_optimizer(optimizer, trainable(net), lr))
-
-    forwards = {id(net): torch.compile(net) if compile else net
-                for _, net, _ in setups.values()}
-
-    def step(rule, net, opt):
-        opt.zero_grad(set_to_none=True)
-        if rule is not None:
-            set_targets(net, y)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(forwards[id(net)](x), y)
-        loss.backward()
-        opt.step()
-        if rule is not None:
-            rule.after_step(net)
-
+    step = step_function(setups, x, y, loss_fn, amp, compile)
     macs = forward_macs(base, x)
     widths = tap_widths(setups)
     memory = {name: step_memory(step, setup, dev) for name, setup in setups.items()}
-
-    times: dict[str, list[float]] = {name: [] for name in setups}
-    for i in range(warmup + steps):
-        for name, setup in setups.items():
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            start = time.perf_counter()
-            step(*setup)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    medians = {name: 1000 * statistics.median(t) for name, t in times.items()}
-    floors = {name: floor_macs(rules.get("bp" if name == "torch" else name), macs, widths,
-                               num_classes) for name in setups}
+    medians = median_times(step, setups, warmup, steps, dev)
+    floors = {name: rules.get("bp" if name == "torch" else name).floor_macs(macs, widths,
+                                                                           num_classes)
+              for name in setups}
     return {
         "model": model, "batch_size": batch_size, "steps": steps, "warmup": warmup,
         "optimizer": optimizer, "device": str(dev), "threads": torch.get_num_threads(),
@@ -112,6 +77,65 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
                          **memory[name]}
                   for name, ms in medians.items()},
     }
+
+
+def check_arguments(rule_names: Sequence[str], model: str, taps: Sequence[str], compile: bool,
+                    input_shape: Sequence[int], **counts: int) -> list[str]:
+    """The rules to time (BP first), each known (and compilable with ``compile``); the
+    counts (``batch_size`` ...) whole and large enough, the shape and taps valid."""
+    least = {"batch_size": 1, "steps": 1, "warmup": 0, "num_classes": 2}
+    for label, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < least[label]:
+            raise ValueError(f"{label} must be an integer of at least {least[label]}; got "
+                             f"{value!r}")
+    if not input_shape or any(d < 1 for d in input_shape):
+        raise ValueError(f"input_shape needs positive sizes; got {tuple(input_shape)}")
+    names = list(dict.fromkeys(["bp", *rule_names]))
+    for name in names:
+        if compile:
+            rules.create(name).check_compiles()
+        else:
+            rules.get(name)
+    models.check_taps(model, taps)
+    return names
+
+
+def step_function(setups: dict, x: torch.Tensor, y: torch.Tensor, loss_fn, amp: bool,
+                  compile: bool):
+    """``step(rule, net, optimizer)``: one training step of a setup on the batch ``(x, y)``
+    (its model ``torch.compile``'d with ``compile``)."""
+    forwards = {id(net): torch.compile(net) if compile else net
+                for _, net, _ in setups.values()}
+
+    def step(rule, net, opt):
+        opt.zero_grad(set_to_none=True)
+        if rule is not None:
+            set_targets(net, y)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(forwards[id(net)](x), y)
+        loss.backward()
+        opt.step()
+        if rule is not None:
+            rule.after_step(net)
+    return step
+
+
+def median_times(step, setups: dict, warmup: int, steps: int,
+                 device: torch.device) -> dict[str, float]:
+    """Each setup's median step time in milliseconds over ``steps`` steps after ``warmup``,
+    the setups taking turns step by step."""
+    times: dict[str, list[float]] = {name: [] for name in setups}
+    for i in range(warmup + steps):
+        for name, setup in setups.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            step(*setup)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(t) for name, t in times.items()}
 
 
 def tap_widths(setups: dict) -> list[int]:

@@ -1,8 +1,9 @@
 """Several runs as one: a comparison (several rules on the same model, data and seeds) and a
-seed sweep (one rule, several seeds). Their runs go through :func:`~.sweep.run_sweep`; their
-results are the files of the folder that holds them: ``run.json`` (its id and the command
-that made it), ``seeds.json`` (a seed sweep's statistics) and ``comparison.json`` (each
-rule's summary or statistics, and the paired differences from a baseline rule).
+seed sweep (one rule, several seeds), each defined by a :class:`Plan`. Their runs go through
+:func:`~.sweep.run_sweep`; their results are the files of the folder that holds them:
+``run.json`` (the plan, with its id), ``seeds.json`` (a seed sweep's statistics) and
+``comparison.json`` (each rule's summary or statistics, and the paired differences from a
+baseline rule).
 
 Nothing here prints: these functions return what happened, and the caller (the command line)
 shows it. How each run trains (with a progress bar, say) is the caller's ``train``.
@@ -14,32 +15,108 @@ import contextlib
 import copy
 import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import distributed
-from .folder import locked, new_run_id, prepare
+from .folder import (COMPARISON, RUN_RECORD, SEEDS, locked, new_run_id, prepare, read_file,
+                     write_file)
 from .interrupt import stop_on_signals
-from .results import read_json, slug, write_json
+from .results import RunFolderError, slug
 from .config import RunConfig, resolve_device
 from .run import build, check_task, load_dataset
 from .seeds import paired_differences, seed_statistics
 from .sweep import DoneFn, Outcome, Sweep, Task, run_sweep
 
-RUN_RECORD = "run.json"
+COMMANDS = ("train", "compare")
 
 
-def write_run_record(out: Path, command: str, argv: list[str], run_id: str | None = None) -> None:
-    """``run.json`` of a folder of several runs: its id (``run_id``, else a new one) and the
-    command line that made it (``--resume`` re-reads it)."""
-    write_json(out / RUN_RECORD, {"run_id": run_id or new_run_id(), "command": command,
-                                  "argv": argv})
+@dataclass
+class Plan:
+    """Several runs as one, as ``run.json`` stores it (a resume reads it back): ``command``
+    (``train``: one rule's seeds; ``compare``: several rules), the config of each rule spec
+    (e.g. ``general:strategy=s2``), the seeds, the ``baseline`` rule of a comparison
+    (``None``: the first), the caller's own settings (``options``: how it shows the runs,
+    kept for a resume), the command line that made it (``argv``, a record) and its id.
+    ``configs`` is ``None`` for a ``run.json`` from before plans were stored (it has only
+    its command line)."""
+
+    command: str
+    configs: dict[str, RunConfig] | None
+    seeds: list[int]
+    baseline: str | None = None
+    options: dict = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+    def folder_name(self) -> str:
+        """A name for the plan's folder: its rule (or ``compare``), data, model, first seed
+        (and how many seeds a rule's sweep has)."""
+        spec, first = next(iter(self.configs.items()))
+        what = f"{slug(first.data)}-{slug(first.model)}-s{first.seed}"
+        if self.command == "compare":
+            return f"compare-{what}"
+        return f"{slug(spec)}-{what}" + (f"-n{len(self.seeds)}" if len(self.seeds) > 1 else "")
+
+    def change(self, **changes) -> None:
+        """Continue with ``changes`` (``epochs``, ``device``: what a resumed run may change)
+        made to every config, each checked."""
+        for config in self.configs.values():
+            for name, value in changes.items():
+                setattr(config, name, value)
+            config.validate()
+
+    def record(self) -> dict:
+        """``run.json``'s contents (a new run id if it has none)."""
+        return {"run_id": self.run_id or new_run_id(), "command": self.command,
+                "argv": self.argv, "configs": {spec: dataclasses.asdict(config)
+                                               for spec, config in self.configs.items()},
+                "seeds": self.seeds, "baseline": self.baseline, "options": self.options}
+
+
+def read_plan(folder: Path) -> Plan:
+    """The :class:`Plan` in ``folder``'s ``run.json``; a record that is not one is a
+    :class:`RunFolderError` naming the file."""
+    path = folder / RUN_RECORD
+    record = read_file(folder, RUN_RECORD)
+    argv = record.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or \
+            record.get("command") not in COMMANDS:
+        raise RunFolderError(f"{path} is not a biocredit run record (corrupt?)")
+    if argv[:1] != [record["command"]]:
+        raise RunFolderError(f"{path}: its command line is not one of biocredit "
+                             f"{record['command']} (corrupt?)")
+    run_id = record.get("run_id") if isinstance(record.get("run_id"), str) else None
+    plan = Plan(record["command"], None, [], argv=argv, run_id=run_id)
+    if "configs" not in record:                  # (written before plans were stored)
+        return plan
+    configs, seeds, baseline = record["configs"], record.get("seeds"), record.get("baseline")
+    if not isinstance(configs, dict) or not configs or \
+            not all(isinstance(c, dict) for c in configs.values()) or \
+            (plan.command == "train" and len(configs) != 1):
+        raise RunFolderError(f"{path}: configs must be an object of configs (one for a "
+                             f"train run); got {configs!r}")
+    if baseline is not None and (not isinstance(baseline, str) or baseline not in configs):
+        raise RunFolderError(f"{path}: baseline must be one of its configs; got {baseline!r}")
+    if not isinstance(seeds, list) or not seeds or \
+            not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise RunFolderError(f"{path}: seeds must be a list of whole numbers; got {seeds!r}")
+    plan.configs = {spec: RunConfig.from_dict(values, str(path))
+                    for spec, values in configs.items()}
+    plan.seeds, plan.baseline = seeds, baseline
+    plan.options = record.get("options") if isinstance(record.get("options"), dict) else {}
+    return plan
+
+
+def write_plan(out: Path, plan: Plan) -> None:
+    """``run.json``: the plan and its id (a new one if it has none)."""
+    write_file(out, RUN_RECORD, plan.record())
 
 
 def recorded_run_id(out: Path) -> str:
-    return read_json(out / RUN_RECORD)["run_id"]
+    return read_file(out, RUN_RECORD)["run_id"]
 
 
 # -- seed sweeps -------------------------------------------------------------------------------
@@ -68,27 +145,27 @@ def seed_tasks(config: RunConfig, seeds: Sequence[int], out: Path, name: str) ->
     return tasks
 
 
-def run_seeds(config: RunConfig, seeds: list[int], out: Path, train: Callable[[Task], dict],
-              *, name: str, jobs: int = 1, on_done: DoneFn | None = None,
-              resume: bool = False, overwrite: bool = False, argv: list[str] | None = None,
-              run_id: str | None = None, reraise: bool = False) -> SeedSweep:
-    """Train ``config`` once per seed into ``out/seed-SEED`` (``train(task)`` runs one in
-    this process; see :func:`~.sweep.run_sweep` for ``jobs``, ``on_done`` and ``reraise``),
-    then write ``seeds.json``. The writer process (rank 0 under torchrun) holds the folder's
-    lock and writes ``run.json`` (``argv``, ``run_id``) and ``seeds.json``."""
-    tasks = seed_tasks(config, seeds, out, name)
+def run_seeds(plan: Plan, out: Path, train: Callable[[Task], dict], *, jobs: int = 1,
+              on_done: DoneFn | None = None, resume: bool = False, overwrite: bool = False,
+              reraise: bool = False) -> SeedSweep:
+    """Train the plan's one config once per seed into ``out/seed-SEED`` (``train(task)``
+    runs one in this process; see :func:`~.sweep.run_sweep` for ``jobs``, ``on_done`` and
+    ``reraise``), then write ``seeds.json``. The writer process (rank 0 under torchrun)
+    holds the folder's lock and writes ``run.json`` and ``seeds.json``."""
+    (name, config), = plan.configs.items()
+    tasks = seed_tasks(config, plan.seeds, out, name)
     writer = distributed.current().writer
     with stop_on_signals(), contextlib.ExitStack() as stack:
         if writer:
             stack.enter_context(locked(out))
             prepare(out, overwrite=overwrite, resume=resume)
-            write_run_record(out, "train", argv or [], run_id)
+            write_plan(out, plan)
         sweep = run_sweep(tasks, jobs, train, on_done, resume=resume, reraise=reraise)
         summaries = [o.summary for o in sweep.outcomes  # a failed run has no statistics
                      if o.summary is not None and o.status != "failed"]
         statistics = None
         if sweep.outcomes and writer and sweep.interrupted is None:
-            statistics = write_seeds(out, seeds, summaries)
+            statistics = write_seeds(out, plan.seeds, summaries)
     marks = sorted({o.status for o in sweep.outcomes if o.status != "completed"})
     return SeedSweep(sweep, summaries, statistics, marks)
 
@@ -97,9 +174,8 @@ def write_seeds(out: Path, seeds: list[int], summaries: list[dict]) -> dict:
     """``seeds.json``: the statistics over ``summaries`` (returned), the seeds and their
     folders."""
     statistics = seed_statistics(summaries)
-    write_json(out / "seeds.json", {"run_id": recorded_run_id(out), "seeds": seeds,
-                                    "statistics": statistics,
-                                    "folders": [f"seed-{s}" for s in seeds]})
+    write_file(out, SEEDS, {"run_id": recorded_run_id(out), "seeds": seeds,
+                            "statistics": statistics, "folders": [f"seed-{s}" for s in seeds]})
     return statistics
 
 
@@ -126,10 +202,10 @@ class Comparison:
 
 
 def baseline_rule(baseline: str | None, specs: list[str]) -> str:
-    """``--baseline`` (default: the first rule), checked to be one of ``specs``."""
+    """The baseline rule (default: the first), checked to be one of ``specs``."""
     baseline = (baseline or "").strip() or specs[0]
     if baseline not in specs:
-        raise ValueError(f"--baseline {baseline!r} is not one of the rules compared: "
+        raise ValueError(f"`baseline={baseline!r}` is not one of the rules compared: "
                          f"{', '.join(specs)}")
     return baseline
 
@@ -163,17 +239,15 @@ def check_compatible(configs: dict[str, RunConfig], dataset, device) -> None:
                 raise ValueError(f"{spec}: {err}") from None
 
 
-def run_comparison(configs: dict[str, RunConfig], seeds: list[int], out: Path,
-                   train: Callable[[Task, object], dict], *, baseline: str | None = None,
+def run_comparison(plan: Plan, out: Path, train: Callable[[Task, object], dict], *,
                    jobs: int = 1, on_done: DoneFn | None = None, resume: bool = False,
-                   overwrite: bool = False, argv: list[str] | None = None,
-                   run_id: str | None = None, reraise: bool = False) -> Comparison:
-    """Train every rule of ``configs`` (by their spec; the same data, model and settings)
-    for every seed in ``out`` (see :func:`comparison_tasks`), then write
-    ``comparison.json`` (and, for autoencoders, ``reconstructions.png``) of the runs that
-    ended. The data set is loaded once and every rule built once before any trains;
-    ``train(task, dataset)`` runs one in this process (see :func:`~.sweep.run_sweep` for
-    the rest)."""
+                   overwrite: bool = False, reraise: bool = False) -> Comparison:
+    """Train every rule of the plan (by their spec; the same data, model and settings) for
+    every seed in ``out`` (see :func:`comparison_tasks`), then write ``comparison.json``
+    (and, for autoencoders, ``reconstructions.png``) of the runs that ended. The data set
+    is loaded once and every rule built once before any trains; ``train(task, dataset)``
+    runs one in this process (see :func:`~.sweep.run_sweep` for the rest)."""
+    configs, seeds = plan.configs, plan.seeds
     specs = list(configs)
     device = resolve_device(configs[specs[0]].device)
     tasks, of_task = comparison_tasks(configs, seeds, out)
@@ -182,7 +256,7 @@ def run_comparison(configs: dict[str, RunConfig], seeds: list[int], out: Path,
         with stop_on_signals():         # set-up: a signal stops it at once, the lock goes
             dataset = load_dataset(configs[specs[0]], device)
             check_compatible(configs, dataset, device)
-        write_run_record(out, "compare", argv or [], run_id)
+        write_plan(out, plan)
         with stop_on_signals():
             sweep = run_sweep(tasks, jobs, lambda task: train(task, dataset), on_done,
                               resume=resume, reraise=reraise)
@@ -195,7 +269,7 @@ def run_comparison(configs: dict[str, RunConfig], seeds: list[int], out: Path,
                 result.marks[spec] = outcome.status
         result.runs = {spec: r for spec, r in result.runs.items() if r}
         if result.runs:
-            write_comparison(result, out, configs, seeds, baseline_rule(baseline, specs))
+            write_comparison(result, out, configs, seeds, baseline_rule(plan.baseline, specs))
     return result
 
 
@@ -219,9 +293,8 @@ def write_comparison(result: Comparison, out: Path, configs: dict[str, RunConfig
     run_id = recorded_run_id(out)
     if len(seeds) == 1:
         result.rules = {spec: runs[spec][seeds[0]] for spec in specs}
-        write_json(out / "comparison.json", {"run_id": run_id,
-                                             "config": {**shared, "seed": seeds[0]},
-                                             "rules": result.rules})
+        write_file(out, COMPARISON, {"run_id": run_id, "config": {**shared, "seed": seeds[0]},
+                                     "rules": result.rules})
     else:
         result.rules = {spec: seed_statistics(list(runs[spec].values())) for spec in specs}
         result.paired = paired_differences(runs, baseline)
@@ -230,7 +303,7 @@ def write_comparison(result: Comparison, out: Path, configs: dict[str, RunConfig
             "paired_differences": result.paired,
             "runs": {spec: {str(seed): s for seed, s in runs[spec].items()} for spec in specs},
             "folders": [str(f.relative_to(out)) for f in result.folders.values()]}
-        write_json(out / "comparison.json", result.record)
+        write_file(out, COMPARISON, result.record)
     if first.task == "autoencoder":
         from .autoencoder import combine_reconstructions
         combine_reconstructions(out / "reconstructions.png", result.dataset, result.folders)

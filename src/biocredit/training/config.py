@@ -1,5 +1,7 @@
 """What defines a run: :class:`RunConfig` (``config.json`` is one, as a dict), its checks,
-and the device it names."""
+and the device it names. Each run option is declared here once, on its field (its default,
+help, type and valid range); the command line's options are generated from it
+(:func:`run_options`)."""
 
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ from ..optimizers import OPTIMIZERS
 
 
 TASKS = ("classify", "autoencoder", "regress")
+LOSS_OF_TASK = {"autoencoder": "reconstruction", "regress": "mse"}   # the others: ce
 
 
 def fraction_or_count(text: str) -> float | int:
-    """``--validation``: a whole number is a count of examples (``10``; ``0``: none),
+    """``validation``: a whole number is a count of examples (``10``; ``0``: none),
     anything else a fraction in [0, 1) (``0.1``); ``1.0`` is neither (it was one example)."""
     try:
         return int(text)
@@ -39,21 +42,57 @@ def fraction_or_count(text: str) -> float | int:
     return value
 
 
+def count_or_all(text: str) -> int | None:
+    """``train_size``, ``test_size``: a number of examples; 0: all (``None``)."""
+    return int(text) or None
+
+
+count_or_all.__name__ = "int"       # (argparse's error names it: "invalid int value")
+
+
 def names(text: str) -> list[str]:
-    """A comma-separated list of names (``--taps``, ``--freeze``)."""
+    """A comma-separated list of names (``taps``, ``freeze``)."""
     return [t for t in text.split(",") if t]
 
 
+Check = tuple[Callable[[Any], bool], str]   # a valid value's test, and what it must be
+
+
 def option(default: Any = dataclasses.MISSING, help: str | Callable[[], str] = "", *,
-           factory: Callable[[], Any] | None = None, **argparse_options) -> Any:
-    """A :class:`RunConfig` field that is also an option of ``biocredit train`` and
-    ``compare``, ``--NAME`` (underscores as dashes), declared here once: its default, its
-    ``help`` (a callable: text made when the parser is), and argparse's ``type``,
-    ``choices``, ``metavar`` or ``action``. See :func:`options`."""
-    metadata = {"option": {"help": help, **argparse_options}}
+           factory: Callable[[], Any] | None = None, valid: Check | None = None,
+           flag: str | None = None, entries: dict[str, Entry] | None = None,
+           given: Any = dataclasses.MISSING, **argparse_options) -> Any:
+    """A :class:`RunConfig` field that is also a command-line option, ``--NAME``
+    (underscores as dashes; ``flag``: another name), declared here once: its default, its
+    ``help`` (a callable: text made when the parser is), the range of valid values
+    (``valid``: a test and what the value must be, checked by :meth:`RunConfig.validate`)
+    and argparse's ``type``, ``choices``, ``metavar`` or ``action``; ``given``: the
+    command line's default where it differs (``None``: one the other options choose). A
+    dict field's ``entries`` are options that each set one of its keys. See
+    :func:`run_options`."""
+    if given is not dataclasses.MISSING:
+        argparse_options["default"] = given
+    metadata = {"option": {"help": help, **argparse_options}, "valid": valid, "flag": flag,
+                "entries": entries or {}}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+@dataclass
+class Entry:
+    """An option that sets one key of a dict field (``--init``: ``model_options["init"]``):
+    its default and argparse's keywords. The key is set when ``always``, or when the value
+    differs from ``default``."""
+
+    default: Any = None
+    help: str = ""
+    always: bool = False
+    argparse: dict = field(default_factory=dict)
+
+
+def entry(default: Any = None, help: str = "", *, always: bool = False, **argparse_options):
+    return Entry(default, help, always, argparse_options)
 
 
 @dataclass
@@ -63,12 +102,33 @@ class RunConfig:
 
     rule: str = "dfa"
     label: str = ""  # how tables and reports name the run (default: the rule)
-    rule_options: dict[str, Any] = field(default_factory=dict)
+    rule_options: dict[str, Any] = option(factory=dict, entries={  # (for the rules that have them)
+        "feedback_density": entry(help="fraction of feedback connections kept (rules with "
+                                       "feedback)", type=float),
+        "feedback_init": entry(help="feedback matrices: uniform, gaussian, orthogonal, or "
+                                    "b1..b7 (Flam-Shepherd's structured matrices)"),
+        "strategy": entry(help="general rule: s1, s2 or s3 (Flam-Shepherd)"),
+        "aux_errors": entry(False, "each hidden layer learns from its own auxiliary error "
+                                   "(dfa, general)", action="store_true")})
     model: str = option(
         "mlp:2x800:tanh", "model spec, e.g. mlp:2x800:tanh (DEPTHxWIDTH:ACTIVATION), or your "
         "own model: FILE.py:FUNCTION or package.module:FUNCTION, called with the input shape "
         "and the number of classes")
-    model_options: dict[str, Any] = field(default_factory=dict)
+    model_options: dict[str, Any] = option(factory=dict, entries={
+        "init": entry("uniform", "forward weights: uniform ±1/√fan_in, xavier, or zero "
+                                 "(Nøkland)", always=True, choices=models.INITS),
+        "dropout_input": entry(0.0, "fraction of inputs dropped", always=True, type=float),
+        "dropout_hidden": entry(0.0, "fraction of hidden units dropped", always=True,
+                                type=float),
+        "forward_density": entry(1.0, "fraction of forward connections kept (fixed random "
+                                      "masks)", type=float),
+        "inject_at": entry(help="where direct feedback enters a block: its output (after "
+                                "pooling, as Nøkland) or its activation (before pooling, as "
+                                "the DKP authors); default: the model's own",
+                           choices=models.INJECTION_POINTS),
+        "init_scale": entry(help="MLPs: draw the uniform init from U(-OMEGA, OMEGA) "
+                                 "(Lillicrap's small-weight experiment)", type=float,
+                            metavar="OMEGA")})
     taps: list[str] = option(
         factory=list, type=names,
         help="direct rules in your own model (--model FILE.py:FUNCTION): comma-separated "
@@ -78,25 +138,30 @@ class RunConfig:
     data_dir: str | None = option(
         None, "folder holding the dataset files (or a subfolder named after the data set); "
               "when given, the only place looked in")
-    download: bool = True
+    download: bool = option(True, "never download a missing dataset", flag="no-download",
+                            action="store_false")
     normalize: str = option("scale", choices=("scale", "standardize"))
     validation: float = option(
         0.0, "hold out this fraction of the training set (0.1) or this many examples (a whole "
              "number: 600); 0: none", type=fraction_or_count)
-    train_size: int | None = option(   # (None: all; on the command line 0 too)
-        None, "use only the first N training examples (quick runs; 0: all)", type=int,
+    train_size: int | None = option(   # (None: all)
+        None, "use only the first N training examples (quick runs; 0: all)", type=count_or_all,
         metavar="N")
     test_size: int | None = option(
-        None, "use only the first N test examples (0: all)", type=int, metavar="N")
+        None, "use only the first N test examples (0: all)", type=count_or_all, metavar="N")
     task: str = option(
         "classify", "classify; autoencoder (reconstruct the input; loss reconstruction); "
                     "regress (teacher data sets; loss mse, error NSE)", choices=TASKS)
-    loss: str = "ce"
-    loss_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = option(10, type=int)
+    loss: str = option("ce", lambda: f"one of: {', '.join(losses.available())} (default: ce, "
+                                     "or reconstruction for autoencoders)", given=None)
+    loss_options: dict[str, Any] = option(factory=dict, entries={
+        "off_class_factor": entry(help="hinge loss: weight of the off-class terms (default 1)",
+                                  type=float)})
+    epochs: int = option(10, type=int, valid=(lambda v: v >= 1, "epochs must be at least 1"))
     stop_train_error: float = option(
         0.0, "stop once the train error is at most this (Nøkland: 0.0001)", type=float,
-        metavar="FRACTION")
+        metavar="FRACTION",
+        valid=(lambda v: 0.0 <= v < 1.0, "stop_train_error is a fraction in [0, 1)"))
     freeze: list[str] = option(
         factory=list, type=names,
         help="comma-separated parameter names or globs kept fixed, e.g. blocks.0")
@@ -105,23 +170,32 @@ class RunConfig:
               "path is the run's seed", metavar="MODEL_PT")
     adversarial: float = option(
         0.0, "train on fast-gradient-sign adversarial examples x + EPS sign(∇x)", type=float,
-        metavar="EPS")
-    batch_size: int = option(64, type=int)
+        metavar="EPS", valid=(lambda v: 0.0 <= v < math.inf, "adversarial is an ε >= 0"))
+    batch_size: int = option(64, type=int,
+                             valid=(lambda v: v >= 1, "batch_size must be at least 1"))
     optimizer: str = option("adam", choices=OPTIMIZERS)
-    lr: float = option(1e-3, type=float)
-    momentum: float = option(0.0, type=float)
-    weight_decay: float = option(0.0, type=float)
-    seed: int = option(0, type=int)
+    lr: float = option(1e-3, type=float, valid=(lambda v: v > 0 and math.isfinite(v),
+                                                "the learning rate must be positive and finite"))
+    momentum: float = option(0.0, type=float,
+                             valid=(lambda v: 0 <= v < 1, "momentum is in [0, 1)"))
+    weight_decay: float = option(0.0, type=float, valid=(lambda v: 0 <= v < math.inf,
+                                                         "weight_decay is >= 0 and finite"))
+    seed: int = option(0, type=int, valid=(lambda v: 0 <= v < 2 ** 32,
+                                           "a seed is a whole number in [0, 2^32)"))
     device: str = option(
         "auto", "cpu, cuda, cuda:N, mps or auto (CUDA when available, else the CPU)")
     probe_size: int = option(
-        256, "examples in the fixed batch used for the alignment angles", type=int)
+        256, "examples in the fixed batch used for the alignment angles", type=int,
+        valid=(lambda v: v >= 1, "probe_size must be at least 1"))
     log_every_steps: int = option(
         0, "also log the probe metrics every K steps to steps.jsonl (0: off)", type=int,
-        metavar="K")
+        metavar="K", valid=(lambda v: v >= 0, "log_every_steps must be 0 (off) or a positive "
+                                              "step count"))
     divergence_factor: float = option(
         100.0, "stop as diverged when the training loss exceeds F times the initial loss (at "
-               "least F; 0: only NaN/inf stops a run)", type=float, metavar="F")
+               "least F; 0: only NaN/inf stops a run)", type=float, metavar="F",
+        valid=(lambda v: v >= 0, "divergence_factor is 0 (off) or a factor > 0 over the "
+                                 "initial loss"))
     amp: bool = option(
         False, "mixed precision: forward and backward of each training step under bf16 "
                "autocast (weights, optimizer and feedback state stay float32)",
@@ -144,38 +218,19 @@ class RunConfig:
             raise ValueError(f"train_error is full or running; got {self.train_error!r}")
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose from {', '.join(TASKS)}")
-        if (self.task == "autoencoder") != (self.loss == "reconstruction"):
-            raise ValueError("the autoencoder task goes with the reconstruction loss "
-                             f"(and only it); got task {self.task!r} with loss {self.loss!r}")
-        if (self.task == "regress") != (self.loss == "mse"):
-            raise ValueError("the regress task goes with the mse loss (and only it); got "
-                             f"task {self.task!r} with loss {self.loss!r}")
+        for task, loss in LOSS_OF_TASK.items():
+            if (self.task == task) != (self.loss == loss):
+                raise ValueError(f"the {task} task goes with the {loss} loss (and only it); "
+                                 f"got task {self.task!r} with loss {self.loss!r}")
         if self.data not in datasets.available():
             raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
                              f"{', '.join(datasets.available())}")
-        for name in ("epochs", "batch_size", "probe_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
-        if self.log_every_steps < 0:
-            raise ValueError("log_every_steps must be 0 (off) or a positive step count; got "
-                             f"{self.log_every_steps}")
-        if not 0.0 <= self.stop_train_error < 1.0 or not 0.0 <= self.adversarial < math.inf:
-            raise ValueError("stop_train_error is a fraction in [0, 1) and adversarial an "
-                             f"ε >= 0; got {self.stop_train_error} and {self.adversarial}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            raise ValueError(f"the learning rate must be positive and finite; got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum is in [0, 1); got {self.momentum}")
-        if not 0 <= self.weight_decay < math.inf:
-            raise ValueError(f"weight_decay is >= 0 and finite; got {self.weight_decay}")
-        if not 0 <= self.seed < 2 ** 32:
-            raise ValueError(f"a seed is a whole number in [0, 2^32); got {self.seed}")
-        if not self.divergence_factor >= 0:
-            raise ValueError("divergence_factor is 0 (off) or a factor > 0 over the initial "
-                             f"loss; got {self.divergence_factor}")
+        for f in dataclasses.fields(self):
+            valid = f.metadata.get("valid")
+            if valid is not None and not valid[0](getattr(self, f.name)):
+                raise ValueError(f"{valid[1]}; got {getattr(self, f.name)}")
         models.check_taps(self.model, self.taps)
         resolve_device(self.device)
-
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "the config") -> "RunConfig":
@@ -195,21 +250,37 @@ class RunConfig:
 
 def run_options() -> dict[str, dict]:
     """The command-line options declared on :class:`RunConfig`'s fields (with
-    :func:`option`), in field order: per field, argparse's keywords, its default
-    included."""
+    :func:`option`) and their :class:`Entry` options, in field order: per option name,
+    argparse's keywords (``flags``: its names, ``--NAME`` with dashes; ``dest``: the
+    name), its default included."""
     found = {}
     for f in dataclasses.fields(RunConfig):
         if "option" not in f.metadata:
             continue
-        keywords = dict(f.metadata["option"])
-        if callable(keywords["help"]):
-            keywords["help"] = keywords["help"]()
-        if not keywords["help"]:
-            del keywords["help"]
-        keywords["default"] = f.default if f.default_factory is dataclasses.MISSING \
+        if f.metadata["entries"]:
+            for key, e in f.metadata["entries"].items():
+                found[key] = _keywords(key, {"help": e.help, "default": e.default,
+                                             **e.argparse})
+            continue
+        default = f.default if f.default_factory is dataclasses.MISSING \
             else f.default_factory()
-        found[f.name] = keywords
+        found[f.name] = _keywords(f.name, {"default": default, **f.metadata["option"]},
+                                  f.metadata["flag"])
     return found
+
+
+def _keywords(name: str, keywords: dict, flag: str | None = None) -> dict:
+    if callable(keywords["help"]):
+        keywords["help"] = keywords["help"]()
+    if not keywords["help"]:
+        del keywords["help"]
+    return {"flags": ["--" + (flag or name.replace("_", "-"))], "dest": name, **keywords}
+
+
+def entries(field_name: str) -> dict[str, Entry]:
+    """The :class:`Entry` options of one of :class:`RunConfig`'s dict fields."""
+    return next(f.metadata.get("entries", {}) for f in dataclasses.fields(RunConfig)
+                if f.name == field_name)
 
 
 def _is_number(value) -> bool:
@@ -228,7 +299,6 @@ _TYPE_CHECKS = {    # a RunConfig field's annotation -> (check, what it must be)
 }
 
 
-
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda``, ``cuda:N``, ``mps`` (Apple GPUs, where torch has them) or ``auto``
     (CUDA when available)."""
@@ -244,11 +314,11 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {name!r} was asked for, but this torch build sees no "
-                             "CUDA GPU; use --device cpu")
+                             "CUDA GPU; use `device=cpu`")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r}: there are only {torch.cuda.device_count()} "
                              "CUDA devices (cuda:0 …)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device {name!r} was asked for, but this machine has no Apple GPU "
-                         "(MPS); use --device cpu")
+                         "(MPS); use `device=cpu`")
     return device

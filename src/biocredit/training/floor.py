@@ -1,19 +1,10 @@
 """The arithmetic floor of a training step, and the memory a step holds for its backward.
 
-Floors count multiply-accumulates (MACs) per example from the layer shapes. With ``F_l`` the
-forward MACs of weight layer ``l`` (``l = 1`` sees the data, ``L`` is the output layer),
-``n_l`` the width of tap ``l`` and ``C`` the number of outputs:
-
-* BP and every layer-feedback rule (FA, sign symmetry, KP, URFB): ``ΣF`` forward, ``ΣF``
-  weight gradients, ``Σ_{l≥2} F_l`` input gradients (the feedback products; KP's and URFB's
-  feedback update is element-wise, not counted);
-* DFA: ``ΣF + ΣF + C·Σn_l`` (one projection of ``e`` per tap, no chain of input gradients);
-  DKP adds ``C·Σn_l`` for its feedback gradient ``e hᵀ``;
-* IFA: ``ΣF + ΣF + C·n_1 + Σ_{2≤l<L} F_l`` (the first tap's projection carried forward);
-* node perturbation: ``ΣF + ΣF + Σ_{l≥2} F_l`` (the change of the output, carried forward);
-* shallow: ``ΣF + F_L``.
-
-The general rule's floor depends on its sources, and is not stated.
+Floors count multiply-accumulates (MACs) per example from the layer shapes: :func:`forward_macs`
+measures ``F_l``, the forward MACs of every weight layer ``l`` (``l = 1`` sees the data, ``L``
+is the output layer), and each rule states its own floor from them, the taps' widths ``n_l``
+and the number of outputs ``C`` (``Rule.floor_macs``; e.g. FA ``ΣF + ΣF + Σ_{l≥2} F_l``, DFA
+``ΣF + ΣF + C·Σn_l``; ``None`` where a rule does not state one).
 """
 
 from __future__ import annotations
@@ -46,24 +37,6 @@ def forward_macs(net: nn.Module, x: torch.Tensor) -> list[int]:
         for h in handles:
             h.remove()
     return macs
-
-
-def floor_macs(rule, macs: list[int], tap_widths: list[int], outputs: int) -> int | None:
-    """The MACs per example of one training step of ``rule`` (see the module doc)."""
-    total, above_first = sum(macs), sum(macs[1:])
-    projection = outputs * sum(tap_widths)
-    if not rule.direct:
-        return 2 * total + above_first
-    name = rule.name
-    if name in ("dfa", "dkp"):
-        return 2 * total + projection * (2 if name == "dkp" else 1)
-    if name == "ifa":
-        return 2 * total + outputs * tap_widths[0] + sum(macs[1:-1])
-    if name == "node-perturbation":
-        return 2 * total + above_first
-    if name == "shallow":
-        return total + macs[-1]
-    return None
 
 
 class SavedTensors:

@@ -1,5 +1,6 @@
-"""A run folder's safety: its run id, an exclusive lock while a run writes to it, the rule
-that a new run never writes over another, and checksummed checkpoints.
+"""A run folder: its run id, an exclusive lock while a run writes to it, the rule that a new
+run never writes over another, and every file in it, written and read here only: the JSON
+files (:func:`write_file`, :func:`read_file`), checksummed checkpoints and ``model.pt``.
 
 A folder *holds a run* when it has any of :data:`RUN_MARKERS`. A new run refuses such a
 folder unless told to overwrite it (which clears it first) or to resume it.
@@ -20,7 +21,8 @@ from typing import Any
 
 import torch
 
-from .results import RunFolderError, write_bytes_atomic
+from .results import RunFolderError, read_json, read_jsonl, write_bytes_atomic, write_json, \
+    write_jsonl
 
 try:                                    # POSIX; elsewhere runs are not locked
     import fcntl
@@ -29,8 +31,9 @@ except ImportError:                     # pragma: no cover
 
 CHECKPOINT = "checkpoint.ckpt"
 LOCK = ".lock"
-RUN_MARKERS = ("run.json", "config.json", "summary.json", "metrics.jsonl", "comparison.json",
-               "seeds.json", CHECKPOINT)
+CONFIG, SUMMARY, METRICS, STEPS = "config.json", "summary.json", "metrics.jsonl", "steps.jsonl"
+RUN_RECORD, SEEDS, COMPARISON = "run.json", "seeds.json", "comparison.json"
+RUN_MARKERS = (RUN_RECORD, CONFIG, SUMMARY, METRICS, COMPARISON, SEEDS, CHECKPOINT)
 
 
 def new_run_id() -> str:
@@ -43,12 +46,13 @@ def holds_run(folder: str | os.PathLike) -> bool:
     return any((folder / name).exists() for name in RUN_MARKERS)
 
 
+MODEL = "model.pt"
 REPORT_FILES = ("report.md", "report.html", "reconstructions.png", "reconstructions.npy",
-                "steps.jsonl", "model.pt", "verdicts.md", "reproduction.json", "step.json")
+                STEPS, MODEL, "verdicts.md", "reproduction.json", "step.json")
 
 
 def is_ours(entry: Path) -> bool:
-    """Whether ``--overwrite`` may delete ``entry``: a file biocredit writes into run
+    """Whether overwriting a run may delete ``entry``: a file biocredit writes into run
     folders, a figure, or a folder that itself holds a run; never anything else."""
     if entry.is_dir() and not entry.is_symlink():
         return holds_run(entry)
@@ -69,7 +73,7 @@ def unique_folder(base: str | os.PathLike) -> Path:
 def make_folder(folder: Path) -> None:
     """``mkdir -p``, with a one-line error naming the folder when the file system says no."""
     if folder.exists() and not folder.is_dir():
-        raise RunFolderError(f"{folder} is a file, not a folder; choose another --out")
+        raise RunFolderError(f"{folder} is a file, not a folder; choose another `out_dir`")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -84,8 +88,8 @@ def prepare(folder: Path, *, overwrite: bool = False, resume: bool = False) -> N
     if resume or not holds_run(folder):
         return
     if not overwrite:
-        raise RunFolderError(f"{folder} holds another run; pass --overwrite to replace it, "
-                             "--resume to continue it, or choose another --out")
+        raise RunFolderError(f"{folder} holds another run; pass `overwrite=True` to replace "
+                             "it, `resume=True` to continue it, or choose another `out_dir`")
     for entry in folder.iterdir():        # biocredit's own files only, never a user's
         if entry.name == LOCK or not is_ours(entry):
             continue
@@ -168,7 +172,7 @@ def locked(folder: str | os.PathLike) -> Iterator[None]:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise RunFolderError(f"{folder} is in use by another biocredit run (PID {holder}); "
-                             "wait for it to finish or choose another --out") from None
+                             "wait for it to finish or choose another `out_dir`") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[key] = [fd, 1]
@@ -189,6 +193,54 @@ def _release(key: str) -> None:
         del _held[key]
         if entry[0] is not None:
             os.close(entry[0])          # closing the descriptor releases the lock
+
+
+# -- the JSON files -------------------------------------------------------------------------
+# config.json (the run's config and id), summary.json, metrics.jsonl (a row per epoch),
+# steps.jsonl (a row every k steps); run.json (a sweep's id and what it runs, see
+# training.compare.Plan), seeds.json and comparison.json (a sweep's results). Each holds a
+# JSON object, or a JSON object per line.
+JSON_FILES = (CONFIG, SUMMARY, METRICS, STEPS, RUN_RECORD, SEEDS, COMPARISON)
+
+
+def write_file(folder: str | os.PathLike, name: str, value: dict | list[dict]) -> None:
+    """``value`` as the run-folder file ``name`` (one of :data:`JSON_FILES`), atomically."""
+    if name not in JSON_FILES:
+        raise ValueError(f"{name} is not a run folder's file")
+    (write_jsonl if name.endswith(".jsonl") else write_json)(Path(folder) / name, value)
+
+
+def read_file(folder: str | os.PathLike, name: str) -> Any:
+    """The run-folder file ``name``: a JSON object (a ``.jsonl`` file: one per line). A
+    damaged file is a :class:`RunFolderError` naming it, a missing one the ``OSError``."""
+    if name not in JSON_FILES:
+        raise ValueError(f"{name} is not a run folder's file")
+    path = Path(folder) / name
+    return read_jsonl(path) if name.endswith(".jsonl") else read_json(path, dict)
+
+
+def read_file_or_none(folder: str | os.PathLike, name: str) -> Any:
+    """:func:`read_file`, or ``None`` when the file is missing or damaged."""
+    try:
+        return read_file(folder, name)
+    except (OSError, ValueError):
+        return None
+
+
+def epochs_recorded(folder: Path) -> int:
+    """How many finished epochs ``metrics.jsonl`` and ``summary.json`` record (0 when
+    neither says any; a file that cannot be read counts as saying none)."""
+    counts = [0]
+    try:
+        counts.append(sum(1 for line in (folder / METRICS).read_text().splitlines()
+                          if line.strip()))
+    except (OSError, UnicodeDecodeError):
+        pass
+    summary = read_file_or_none(folder, SUMMARY)
+    if summary is not None:
+        counts += [v for v in (summary.get("epochs_completed"), summary.get("resume_epoch"))
+                   if isinstance(v, int) and not isinstance(v, bool)]
+    return max(counts)
 
 
 # -- checkpoints ----------------------------------------------------------------------------
@@ -259,6 +311,48 @@ def add_state_digest(state: dict) -> None:
     root = state._metadata.setdefault("", {})  # type: ignore[attr-defined]
     root.pop(MODEL_DIGEST, None)
     root[MODEL_DIGEST] = state_digest(state)
+
+
+RUN_ID_METADATA = "biocredit_run_id"
+
+
+def save_model(net: torch.nn.Module, path: Path, run_id: str | None = None) -> None:
+    """``model.pt``: the network's ``state_dict`` (feedback state included), atomically;
+    the run's id and the SHA-256 of the weights (:func:`state_digest`) ride in the state
+    dict's metadata (``load_state_dict`` ignores it)."""
+    state = net.state_dict()
+    if run_id is not None:
+        state._metadata.setdefault("", {})[RUN_ID_METADATA] = run_id
+    add_state_digest(state)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """The state dict a ``model.pt`` holds, on ``device``, checked against its checksum.
+    A file that is not one is a :class:`RunFolderError` naming it; a missing file (or a
+    folder) is the ``OSError``."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except Exception as err:
+        state = type(err)
+    if not isinstance(state, dict) or \
+            not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        why = f" ({state.__name__})" if isinstance(state, type) else ""
+        raise RunFolderError(f"{path} cannot be loaded: it is not a model.pt (a state dict "
+                             "that torch.save wrote); it is another kind of file, truncated "
+                             f"or corrupt{why}")
+    check_state_digest(state, path)
+    return state
+
+
+def model_run_id(state) -> str | None:
+    """The run id :func:`save_model` put in a ``model.pt``."""
+    root = (getattr(state, "_metadata", None) or {}).get("")
+    return root.get(RUN_ID_METADATA) if isinstance(root, dict) else None
 
 
 def check_state_digest(state: dict, path: str | os.PathLike) -> None:

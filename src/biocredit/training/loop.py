@@ -55,9 +55,8 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     Data parallel (``ranks`` of a process group, ``forward`` a ``DistributedDataParallel``
     of ``net``): every rank draws the same order and takes its slice of each batch of
     ``batch_size`` (the global batch); its loss is weighted by its share of the batch, so
-    DDP's mean of the ranks' gradients is the gradient of the whole batch's mean loss. The
-    returned loss, the checks and ``error_sum`` are over the whole batch, the same on
-    every rank."""
+    DDP's mean of the ranks' gradients is the gradient of the whole batch's mean loss; the
+    returned loss, the checks and ``error_sum`` are the whole batch's, on every rank."""
     net.train()
     n = len(x)
     order = torch.randperm(n, generator=generator).to(x.device)
@@ -74,33 +73,13 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
         batch = len(idx)
         if ranks.parallel:
             idx = idx.tensor_split(ranks.world)[ranks.rank]
-        xb, yb = x[idx], y[idx]
-        if adversarial > 0:
-            xb = fast_gradient_sign(net, loss_fn, xb, yb, adversarial)
-        optimizer.zero_grad(set_to_none=True)
-        set_targets(net, yb)                # for rules that need labels (auxiliary errors)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            out = (net if forward is None else forward)(xb)
-            loss = loss_fn(out, yb)
-        if error_sum is not None:
-            with torch.no_grad():
-                error_sum += loss_fn.errors(out.detach().float(), yb).double()
-        share = len(idx) * ranks.world / batch         # 1 unless the ranks' slices differ
-        (loss if share == 1 else loss * share).backward()
-        optimizer.step()
-        rule.after_step(net)
+        loss = _step(net, rule, x[idx], y[idx], loss_fn, optimizer, adversarial, amp, forward,
+                     error_sum, len(idx) * ranks.world / batch)
         total += loss.detach().double() * len(idx)
         seen += batch
         if (step + 1) % check_every == 0 or step + 1 == steps:
             mean = mean_so_far()
-            if not math.isfinite(mean):
-                raise TrainingDiverged(f"the training loss became {mean} at step {step + 1} "
-                                       "of the epoch; try a smaller learning rate")
-            if mean > loss_bound:
-                raise TrainingDiverged(f"the training loss reached {mean:.4g} at step "
-                                       f"{step + 1} of the epoch, above its bound "
-                                       f"{loss_bound:.4g} (--divergence-factor); try a "
-                                       "smaller learning rate")
+            check_loss(mean, step + 1, loss_bound)
             if progress is not None:
                 progress(step + 1, steps, mean)
         if on_step is not None:
@@ -112,14 +91,47 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     return sum_(total, ranks).item() / n
 
 
+def _step(net, rule, xb: torch.Tensor, yb: torch.Tensor, loss_fn, optimizer, adversarial: float,
+          amp: bool, forward: Callable | None, error_sum: torch.Tensor | None,
+          share: float) -> torch.Tensor:
+    """One training step on a batch (this rank's slice of it, whose loss counts ``share``
+    times: 1 unless the ranks' slices differ); its loss."""
+    if adversarial > 0:
+        xb = fast_gradient_sign(net, loss_fn, xb, yb, adversarial)
+    optimizer.zero_grad(set_to_none=True)
+    set_targets(net, yb)                # for rules that need labels (auxiliary errors)
+    with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = (net if forward is None else forward)(xb)
+        loss = loss_fn(out, yb)
+    if error_sum is not None:
+        with torch.no_grad():
+            error_sum += loss_fn.errors(out.detach().float(), yb).double()
+    (loss if share == 1 else loss * share).backward()
+    optimizer.step()
+    rule.after_step(net)
+    return loss
+
+
+def check_loss(mean: float, step: int, loss_bound: float) -> None:
+    """Stop with :class:`TrainingDiverged` when the epoch's mean training loss so far is
+    not finite, or above ``loss_bound``."""
+    if not math.isfinite(mean):
+        raise TrainingDiverged(f"the training loss became {mean} at step {step} "
+                               "of the epoch; try a smaller learning rate")
+    if mean > loss_bound:
+        raise TrainingDiverged(f"the training loss reached {mean:.4g} at step {step} of the "
+                               f"epoch, above its bound {loss_bound:.4g} "
+                               "(`divergence_factor`); try a smaller learning rate")
+
+
 def check_shards(n: int, batch_size: int, ranks: Ranks) -> None:
     """Every rank needs at least one example of every batch."""
     last = n % batch_size or batch_size
     if min(batch_size, last) < ranks.world:
         raise ValueError(f"{ranks.world} processes share batches of {batch_size} over "
                          f"{n} examples, whose last batch has {last}: every process needs at "
-                         "least one example of each batch; change --batch-size or "
-                         "--train-size")
+                         "least one example of each batch; change `batch_size` or "
+                         "`train_size`")
 
 
 def fast_gradient_sign(net: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor,
@@ -127,7 +139,7 @@ def fast_gradient_sign(net: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.
     """Goodfellow et al.'s adversarial examples (Nøkland's ADV rows):
     ``x + ε sign(∂loss/∂x)``, with the true gradient of the network as it is now (BP through
     the forward weights, whatever rule trains it)."""
-    from ..layers import exact_gradients
+    from ..conversion import exact_gradients
     x = x.detach().requires_grad_(True)
     with exact_gradients(net):
         set_targets(net, y)

@@ -12,7 +12,6 @@ summary; a signal stops it with ``"status": "interrupted"``.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import time
@@ -25,23 +24,25 @@ import torch
 
 from .. import data as datasets
 from .. import distributed, losses, models, rules
+from ..conversion import conversion_of, convert
 from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics,
                        transport_report)
-from .folder import (CHECKPOINT, RunFolderError, add_state_digest, check_state_digest,
-                     load_checkpoint, locked, new_run_id, prepare, remove_if_unused,
-                     save_checkpoint)
+from .folder import (CHECKPOINT, CONFIG, METRICS, MODEL, STEPS, SUMMARY,
+                     RunFolderError, load_model, locked, new_run_id, prepare, remove_if_unused,
+                     save_checkpoint, save_model, write_file)
 from .interrupt import RunInterrupted, at_once, check_stop
 from .loop import TrainingDiverged, check_shards, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
-from .results import read_json, write_bytes_atomic, write_json, write_jsonl
 from .config import TASKS, RunConfig, resolve_device  # (imported from here too)
+from .resume import (ResumeState, completed_summary, received_from_writer, restore,
+                     resume_state, rng_states)
 
 
 def check_task(config: RunConfig, dataset: datasets.Dataset) -> None:
     """Teacher data sets (float targets) go with the regress task, and only they."""
     if dataset.regression != (config.task == "regress"):
         raise ValueError(f"data set {config.data!r} has " + (
-            "regression targets: use --task regress" if dataset.regression else
+            "regression targets: use `task=regress`" if dataset.regression else
             "class labels; the regress task needs a teacher data set (linear-teacher, "
             "nonlinear-teacher, amit-linear)"))
 
@@ -70,9 +71,8 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     rule = rules.create(config.rule, **config.rule_options)
     taps = models.convert_taps(model, config.model, config.taps) if rule.direct else None
     example = None if hasattr(model, "example_input") else dataset.train_x[:1]
-    net = rule.convert(model, generator=seeded_generator(config.seed, 1),
-                       taps=taps,
-                       example_input=example)
+    net = convert(model, rule, generator=seeded_generator(config.seed, 1), taps=taps,
+                  example_input=example)
     if config.init_from:
         load_weights(net, config.init_from.replace("{seed}", str(config.seed)))
     if config.freeze:
@@ -85,33 +85,24 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
 def load_weights(net: torch.nn.Module, path: str) -> None:
     """Start from the weights of another run's ``model.pt`` (any rule): its parameters and
     running statistics replace ``net``'s; ``net``'s own feedback state is kept."""
-    from ..layers import conversion_of
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = load_model(path)
     except FileNotFoundError:
-        raise FileNotFoundError(f"--init-from: no checkpoint at {path}") from None
+        raise FileNotFoundError(f"`init_from`: no checkpoint at {path}") from None
     except IsADirectoryError:
-        raise ValueError(f"--init-from: {path} is a folder; name the model.pt in it") from None
-    except Exception:
-        saved = None
-    if not isinstance(saved, dict) or \
-            not all(isinstance(k, str) and torch.is_tensor(v) for k, v in saved.items()):
-        raise ValueError(f"--init-from: {path} is not a model.pt (a state dict that torch.save "
-                         "wrote); it is another kind of file, truncated or corrupt")
-    try:
-        check_state_digest(saved, path)
+        raise ValueError(f"`init_from`: {path} is a folder; name the model.pt in it") from None
     except RunFolderError as err:
-        raise ValueError(f"--init-from: {err}") from None
+        raise ValueError(f"`init_from`: {err}") from None
     state = net.state_dict()
     keys = conversion_of(net).plain_keys
     missing = sorted(k for k in keys if k not in saved)
     if missing:
-        raise ValueError(f"--init-from: {path} lacks {', '.join(missing[:5])}"
+        raise ValueError(f"`init_from`: {path} lacks {', '.join(missing[:5])}"
                          + (" …" if len(missing) > 5 else "") + "; was it saved from the "
                          "same model?")
     for key in keys:
         if saved[key].shape != state[key].shape:
-            raise ValueError(f"--init-from: {key} has shape {tuple(saved[key].shape)} in "
+            raise ValueError(f"`init_from`: {key} has shape {tuple(saved[key].shape)} in "
                              f"{path}, {tuple(state[key].shape)} in this model")
         state[key] = saved[key]
     net.load_state_dict(state)
@@ -126,7 +117,7 @@ def freeze(net: torch.nn.Module, patterns: list[str]) -> None:
         hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)
                 or n.startswith(pattern + ".")]
         if not hits:
-            raise ValueError(f"--freeze {pattern!r} matches no parameter; parameters: "
+            raise ValueError(f"`freeze={pattern!r}` matches no parameter; parameters: "
                              + ", ".join(names))
         for name, p in net.named_parameters():
             if name in hits:
@@ -185,98 +176,6 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
         if created:
             remove_if_unused(out)      # a run that failed while setting up leaves nothing
         raise
-
-
-def received_from_writer() -> tuple[ResumeState | None, dict | None]:
-    """On ranks other than 0: what rank 0 found in the run folder (or its error)."""
-    kind, value = distributed.from_writer(None)
-    if kind == "error":
-        raise RunFolderError(f"rank 0: {value}")
-    return value
-
-
-@dataclass
-class ResumeState:
-    """What a run folder holds to continue from: its run id and, once an epoch finished,
-    its checkpoint."""
-
-    run_id: str
-    checkpoint: dict | None
-
-
-RESUMABLE_CHANGES = ("epochs", "device")   # what a resumed run may change in its config
-
-
-def resume_state(config: RunConfig, out: Path) -> ResumeState | None:
-    """The run to continue in ``out`` (``None``: nothing there yet, start afresh)."""
-    if not (out / "config.json").is_file():
-        return None
-    saved = read_json(out / "config.json")
-    if not isinstance(saved, dict) or "run_id" not in saved:
-        raise RunFolderError(f"{out / 'config.json'} is not a biocredit run's config; "
-                             "cannot resume from it")
-    mine = dataclasses.asdict(config)
-    changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and k in saved
-                     and saved[k] != mine[k])
-    if changed:
-        raise RunFolderError(f"--resume {out}: the run was made with other settings "
-                             f"({', '.join(f'{k}: {saved[k]!r} there, {mine[k]!r} now' for k in changed[:3])}); "
-                             "a resumed run may change only " + " and ".join(RESUMABLE_CHANGES))
-    if not (out / CHECKPOINT).exists() and not (out / CHECKPOINT).is_symlink():
-        finished = epochs_recorded(out)
-        if finished:
-            raise RunFolderError(
-                f"--resume {out}: its checkpoint {out / CHECKPOINT} is missing, but the run "
-                f"finished {finished} epoch(s) (metrics.jsonl, summary.json); it cannot go on "
-                "without the checkpoint, and nothing was changed. Put the checkpoint back, or "
-                "start again with --overwrite")
-        prepare(out, overwrite=True)        # stopped before its first epoch: start again
-        return ResumeState(saved["run_id"], None)
-    checkpoint = load_checkpoint(out / CHECKPOINT)
-    if checkpoint.get("run_id") != saved["run_id"]:
-        raise RunFolderError(f"{out} mixes two runs: its checkpoint is run "
-                             f"{checkpoint.get('run_id')}, its config.json run "
-                             f"{saved['run_id']}; start again with --overwrite")
-    if checkpoint["epoch"] > config.epochs:
-        raise RunFolderError(f"--resume {out}: the run has finished {checkpoint['epoch']} "
-                             f"epochs already; --epochs must be at least that")
-    return ResumeState(saved["run_id"], checkpoint)
-
-
-def epochs_recorded(out: Path) -> int:
-    """How many finished epochs ``metrics.jsonl`` and ``summary.json`` in ``out`` record (0
-    when neither says any; a file that cannot be read counts as saying none)."""
-    counts = [0]
-    try:
-        counts.append(sum(1 for line in (out / "metrics.jsonl").read_text().splitlines()
-                          if line.strip()))
-    except (OSError, UnicodeDecodeError):
-        pass
-    try:
-        summary = read_json(out / "summary.json")
-    except (OSError, ValueError, UnicodeDecodeError):
-        summary = None
-    if isinstance(summary, dict):
-        counts += [v for v in (summary.get("epochs_completed"), summary.get("resume_epoch"))
-                   if isinstance(v, int) and not isinstance(v, bool)]
-    return max(counts)
-
-
-def completed_summary(config: RunConfig, out: Path, state: ResumeState | None) -> dict | None:
-    """The summary of a resumed run that has nothing left to do and says so; ``None`` when
-    it must train on, or its summary is stale (a kill after its last checkpoint)."""
-    if state is None or state.checkpoint is None:
-        return None
-    rows = state.checkpoint["rows"]
-    if len(rows) < config.epochs and rows[-1]["train_error"] > config.stop_train_error:
-        return None
-    try:
-        summary = read_json(out / "summary.json")
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    fits = isinstance(summary, dict) and summary.get("status") == "completed" and \
-        summary.get("run_id") == state.run_id and summary.get("epochs_completed") == len(rows)
-    return summary if fits else None
 
 
 @dataclass
@@ -350,7 +249,7 @@ def _set_up(config: RunConfig, out: Path, device: torch.device, dataset,
         forward = torch.compile(forward)
     check_shards(len(dataset.train_x), config.batch_size, ranks)
     if ranks.writer:
-        write_json(out / "config.json", {**dataclasses.asdict(config), "run_id": run_id})
+        write_file(out, CONFIG, {**dataclasses.asdict(config), "run_id": run_id})
     order = seeded_generator(config.seed, 2)
     train_t = targets(config, dataset.train_x, dataset.train_y)
     val_t = None if dataset.val_x is None else targets(config, dataset.val_x, dataset.val_y)
@@ -391,7 +290,7 @@ def _start_summary(t: Training) -> dict:
         "status": "running",
     }
     if t.ranks.writer:
-        write_json(t.out / "summary.json", summary)
+        write_file(t.out, SUMMARY, summary)
     return summary
 
 
@@ -416,7 +315,7 @@ def _epoch(t: Training, epoch: int, progress) -> dict:
     distributed.share_buffers(t.net)
     row = _measure(t, epoch, train_loss, running)
     row["seconds"] = seconds
-    row.update(probe_metrics(t.net, t.rule, t.probe_x, t.probe_y, t.loss_fn))
+    row.update(probe_metrics(t.net, t.probe_x, t.probe_y, t.loss_fn))
     row.update(feedback_alignment(t.net))
     row.update(output_feedback_angles(t.net, t.probe_x, t.probe_y, t.loss_fn))
     check_finite(t.net, row)
@@ -436,8 +335,7 @@ def _step_logger(t: Training, epoch: int):
         if (offset + step) % t.config.log_every_steps == 0:
             t.step_rows.append({"run_id": t.run_id, "step": offset + step, "epoch": epoch,
                                 "train_loss": mean_loss(),
-                                **probe_metrics(t.net, t.rule, t.probe_x, t.probe_y,
-                                                t.loss_fn)})
+                                **probe_metrics(t.net, t.probe_x, t.probe_y, t.loss_fn)})
     return on_step
 
 
@@ -464,8 +362,8 @@ def _save_epoch(t: Training, epoch: int, row: dict, start: float, seconds: float
     rng = rng_states(t.order, t.device, t.ranks)
     if t.ranks.writer:
         if t.step_rows:
-            write_jsonl(t.out / "steps.jsonl", t.step_rows)
-        save_model(t.net, t.out / "model.pt", t.run_id)
+            write_file(t.out, STEPS, t.step_rows)
+        save_model(t.net, t.out / MODEL, t.run_id)
         row["overhead_seconds"] = time.perf_counter() - start - seconds  # (so far)
         save_checkpoint(t.out / CHECKPOINT, {
             "run_id": t.run_id, "epoch": epoch, "model": t.net.state_dict(),
@@ -474,7 +372,7 @@ def _save_epoch(t: Training, epoch: int, row: dict, start: float, seconds: float
     t.saved = len(t.rows)
     row["overhead_seconds"] = time.perf_counter() - start - seconds  # with the checkpoint
     if t.ranks.writer:
-        write_jsonl(t.out / "metrics.jsonl", t.rows)
+        write_file(t.out, METRICS, t.rows)
 
 
 def _set_status(summary: dict, err: BaseException) -> None:
@@ -495,13 +393,13 @@ def _finish(t: Training, summary: dict) -> None:
     """The summary's final metrics, written (the writer), however the run ended; a
     completed autoencoder's reconstructions."""
     # Only what the checkpoint holds: an epoch whose checkpoint could not be written (a
-    # full disk) is not claimed, so the summary never names an epoch --resume lacks.
+    # full disk) is not claimed, so the summary never names an epoch a resume lacks.
     summary.update(final_metrics(t.rows[:t.saved]))
     summary["resume_epoch"] = t.saved
     if t.ranks.writer:
-        write_json(t.out / "summary.json", summary)
+        write_file(t.out, SUMMARY, summary)
         if t.step_rows:
-            write_jsonl(t.out / "steps.jsonl", t.step_rows)
+            write_file(t.out, STEPS, t.step_rows)
         if t.rows and summary["status"] == "completed" and t.config.task == "autoencoder":
             save_reconstructions(t.net, t.dataset, t.out)
 
@@ -541,40 +439,6 @@ def check_finite(net: torch.nn.Module, row: dict) -> None:
                                "learning rate")
 
 
-def rng_states(order: torch.Generator, device: torch.device,
-               ranks: distributed.Ranks = distributed.Ranks()) -> dict:
-    """Every random state a run draws from after it is built: torch's global generator
-    (dropout), CUDA's on a GPU, and the data order's generator; in a process group also
-    every rank's own (``torch_ranks``, ``cuda_ranks``)."""
-    states = {"torch": torch.get_rng_state(), "order": order.get_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    if ranks.parallel:
-        for key in [k for k in ("torch", "cuda") if k in states]:
-            states[f"{key}_ranks"] = distributed.gather(states[key])
-    return states
-
-
-def restore(checkpoint: dict, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            order: torch.Generator, device: torch.device,
-            ranks: distributed.Ranks = distributed.Ranks()) -> None:
-    """Put a freshly built run back where ``checkpoint`` left it."""
-    try:
-        net.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-    except (RuntimeError, KeyError, ValueError) as err:
-        raise RunFolderError(f"the checkpoint does not fit this run's model "
-                             f"({str(err).splitlines()[0]})") from None
-    rng = checkpoint["rng"]
-    if ranks.parallel:      # each rank its own stream, if the run had as many ranks
-        rng = {**rng, **{key: rng[f"{key}_ranks"][ranks.rank] for key in ("torch", "cuda")
-                         if len(rng.get(f"{key}_ranks", ())) == ranks.world}}
-    torch.set_rng_state(rng["torch"])
-    order.set_state(rng["order"])
-    if device.type == "cuda" and "cuda" in rng:
-        torch.cuda.set_rng_state(rng["cuda"], device)
-
-
 def package_version() -> str:
     from .. import __version__
     return __version__
@@ -601,19 +465,3 @@ def _last(values: list[float]) -> float | None:
     """The top layer's value (lists run from the input up), if finite."""
     return values[-1] if values and values[-1] is not None and math.isfinite(values[-1]) \
         else None
-
-
-RUN_ID_METADATA = "biocredit_run_id"
-
-
-def save_model(net: torch.nn.Module, path: Path, run_id: str | None = None) -> None:
-    """``model.pt``: the network's ``state_dict`` (feedback state included), atomically;
-    the run's id and the SHA-256 of the weights (:func:`~.folder.state_digest`) ride in the
-    state dict's metadata (``load_state_dict`` ignores it)."""
-    state = net.state_dict()
-    if run_id is not None:
-        state._metadata.setdefault("", {})[RUN_ID_METADATA] = run_id
-    add_state_digest(state)     # checked by load_weights and report's load_trained
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_bytes_atomic(path, buffer.getvalue())

@@ -12,10 +12,10 @@ STAT_KEYS = ("test_error", "train_error", "val_error", "mean_angle_deg", "second
 
 
 def parse_seeds(text: str | None, first: int) -> list[int]:
-    """``--seeds``: ``N`` (the ``N`` seeds from ``first``) or a comma-separated list."""
+    """``seeds``: ``N`` (the ``N`` seeds from ``first``) or a comma-separated list."""
     if not text:
         if not 0 <= first < MAX_SEED:
-            raise ValueError(f"--seed is a whole number in [0, 2^32); got {first}")
+            raise ValueError(f"`seed` is a whole number in [0, 2^32); got {first}")
         return [first]
     try:
         if "," in text:
@@ -26,13 +26,13 @@ def parse_seeds(text: str | None, first: int) -> list[int]:
                 raise ValueError
             seeds = list(range(first, first + count))
     except ValueError:
-        raise ValueError(f"--seeds is a count (e.g. 3) or a list (e.g. 0,1,2); got {text!r}") \
+        raise ValueError(f"`seeds` is a count (e.g. 3) or a list (e.g. 0,1,2); got {text!r}") \
             from None
     if len(set(seeds)) != len(seeds) or not seeds:
-        raise ValueError(f"--seeds names a seed twice or none: {text!r}")
+        raise ValueError(f"`seeds` names a seed twice or none: {text!r}")
     if not all(0 <= s < MAX_SEED for s in seeds):
-        raise ValueError(f"a seed is a whole number in [0, 2^32); --seeds {text!r} from "
-                         f"--seed {first} goes outside")
+        raise ValueError(f"a seed is a whole number in [0, 2^32); `seeds={text!r}` from "
+                         f"`seed={first}` goes outside")
     return seeds
 
 

@@ -25,11 +25,10 @@ from pathlib import Path
 import torch
 
 from ..tracebacks import described
-from .folder import RunFolderError
+from .folder import SUMMARY, RunFolderError, read_file_or_none
 from .interrupt import (Interrupted, RunInterrupted, pending_stop, request_stop,
                         stop_on_signals)
 from .loop import TrainingDiverged
-from .results import read_json
 from .config import RunConfig, resolve_device
 from .run import load_dataset, run
 
@@ -72,10 +71,10 @@ def run_sweep(tasks: list[Task], jobs: int, run_here: RunFn, on_done: DoneFn | N
     """Run every task. ``jobs = 1``: ``run_here(task)`` runs each in this process (and may
     share a loaded data set, show progress); ``jobs > 1``: worker processes call
     :func:`~biocredit.training.run` themselves. ``on_done(outcome)`` is called as each run
-    ends. ``reraise``: an error of one run propagates (``--debug``) instead of becoming a
+    ends. ``reraise``: an error of one run propagates (for debugging) instead of becoming a
     failed outcome. Call it within :func:`~biocredit.training.interrupt.stop_on_signals`."""
     if jobs < 1:
-        raise ValueError(f"--jobs is a number of worker processes, at least 1; got {jobs}")
+        raise ValueError(f"`jobs` is a number of worker processes, at least 1; got {jobs}")
     if jobs == 1 or len(tasks) == 1:
         return _serial(tasks, run_here, on_done, reraise)
     return _parallel(tasks, min(jobs, len(tasks)), on_done, resume)
@@ -191,8 +190,4 @@ def _run_in_worker(values: dict, folder: str, resume: bool) -> tuple[str, dict |
 
 
 def _summary(folder: Path) -> dict | None:
-    try:
-        summary = read_json(folder / "summary.json")
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return summary if isinstance(summary, dict) else None
+    return read_file_or_none(folder, SUMMARY)

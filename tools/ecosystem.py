@@ -1,0 +1,123 @@
+"""Models from the ecosystem × rules: which convert and train, and how close to BP.
+
+For each model (built from a config, no download) and rule: convert with defaults, check that
+tied weights stay tied, then on a fixed batch report the loss before training, the cosine of
+the rule's gradient to BP's (over all weights but the output layer's, which every rule
+trains with its true error), and the loss after a few Adam steps. A refusal prints its
+message. Needs transformers (the test extra)::
+
+    python tools/ecosystem.py [--steps 30] [--rules bp,fa,kp,usf,dfa,dkp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import warnings
+
+import torch
+
+import biocredit
+
+
+def gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    config = GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=64, n_positions=32,
+                        bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
+                        embd_pdrop=0.0, attn_pdrop=0.0)
+    tokens = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(1))
+    return (GPT2LMHeadModel(config), {"input_ids": tokens, "labels": tokens},
+            ["transformer.h.0", "transformer.h.1"], "lm_head")
+
+
+def bert():
+    from transformers import BertConfig, BertForSequenceClassification
+    config = BertConfig(num_hidden_layers=2, num_attention_heads=2, hidden_size=32,
+                        intermediate_size=64, vocab_size=64, max_position_embeddings=32,
+                        num_labels=3, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 64, (8, 16), generator=g)
+    labels = tokens[:, 0] % 3          # learnable from the first token
+    return (BertForSequenceClassification(config), {"input_ids": tokens, "labels": labels},
+            ["bert.encoder.layer.0", "bert.encoder.layer.1"], "classifier")
+
+
+MODELS = {"gpt2": gpt2, "bert": bert}
+
+
+def loss_of(net, batch):
+    out = net(**batch)
+    return out.loss if hasattr(out, "loss") else out["loss"]
+
+
+def grads(net, skip):
+    return {n: p.grad.detach().clone() for n, p in net.named_parameters()
+            if p.grad is not None and not n.startswith(skip)}
+
+
+def cosine(a, b):
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        return float("nan")
+    x = torch.cat([a[k].flatten() for k in keys])
+    y = torch.cat([b[k].flatten() for k in keys])
+    return float(torch.nn.functional.cosine_similarity(x, y, dim=0))
+
+
+def cell(build, rule, steps):
+    torch.manual_seed(0)
+    model, batch, taps, head = build()
+    tied_before = sum(p.numel() for p in model.parameters())
+    try:
+        net = biocredit.convert(model, rule, **({"taps": taps} if rule in
+                                                 ("dfa", "dkp", "ifa") else {}))
+    except Exception as error:                     # the refusal is the result
+        return {"status": f"refused: {type(error).__name__}: {str(error)[:140]}"}
+    params = sum(p.numel() for p in net.parameters())
+    try:
+        net.zero_grad()
+        before = loss_of(net, batch)
+        before.backward()
+        ours = grads(net, head)
+        net.zero_grad()
+        with biocredit.exact_gradients(net):
+            loss_of(net, batch).backward()
+        bp = grads(net, head)
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+        biocredit.hook_optimizer(net, opt)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = loss_of(net, batch)
+            loss.backward()
+            opt.step()
+        after = float(loss_of(net, batch))
+    except Exception as error:
+        return {"status": f"fails: {type(error).__name__}: {str(error)[:140]}"}
+    return {"status": "works", "params": f"{tied_before}->{params}",
+            "cos": cosine(ours, bp), "before": float(before), "after": after}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rules", default="bp,fa,kp,usf,dfa,dkp")
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    print("| model | rule | result | parameters | cosine to BP | loss before | after |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        for rule in args.rules.split(","):
+            with contextlib.redirect_stderr(io.StringIO()):
+                r = cell(MODELS[name], rule, args.steps)
+            if r["status"] == "works":
+                print(f"| {name} | {rule} | works | {r['params']} | {r['cos']:.3f} | "
+                      f"{r['before']:.3f} | {r['after']:.3f} |")
+            else:
+                print(f"| {name} | {rule} | {r['status']} | | | | |")
+
+
+if __name__ == "__main__":
+    main()
