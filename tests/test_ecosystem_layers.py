@@ -12,6 +12,7 @@ from torch import nn
 import biocredit
 from biocredit.layers import FeedbackConv2d, FeedbackLinear, FeedbackTransposedLinear
 from biocredit.rules.layer_feedback import fan_out
+from hf_helpers import adam_losses
 
 
 class Conv1D(nn.Module):
@@ -152,14 +153,7 @@ def test_gpt2_converts_with_fa_keeps_its_tie_and_trains():
     assert sum(p.numel() for p in net.parameters()) == sum(p.numel() for p in model.parameters())
     assert len(net.biocredit_conversion.feedback) == 9         # 8 Conv1D and lm_head
     tokens = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(1))
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(4):
-        optimizer.zero_grad()
-        loss = net(input_ids=tokens, labels=tokens).loss
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = adam_losses(net, 4, 1e-2, input_ids=tokens, labels=tokens)
     assert min(losses[1:]) < losses[0] - 0.05, losses
     assert net.lm_head.weight is net.transformer.wte.weight
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import biocredit
+from hf_helpers import adam_losses
 
 TAPS = ["bert.encoder.layer.0", "bert.encoder.layer.1"]
 
@@ -53,14 +54,7 @@ def test_bert_dfa_through_labels(example):
     assert ours[hidden].abs().sum() > 0 and cos < 0.99
     if example:
         return
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(5):
-        opt.zero_grad()
-        loss = net(input_ids=x, labels=y).loss
-        loss.backward()
-        opt.step()
-        losses.append(float(loss))
+    losses = adam_losses(net, 5, 1e-2, input_ids=x, labels=y)
     assert losses[-1] < losses[0]
 
 
@@ -167,6 +161,9 @@ def test_lazy_feedback_loads_from_state_dict(rule):
 
 def test_hook_optimizer_unwraps_trainer_wrappers():
     accelerate = pytest.importorskip("accelerate")
+    from accelerate.state import AcceleratorState, GradientState
+    AcceleratorState._reset_state(reset_partial_state=True)   # whatever earlier tests left
+    GradientState._reset_state()
     net = biocredit.convert(nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)), "kp")
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     calls = []
