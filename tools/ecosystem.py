@@ -52,9 +52,11 @@ def loss_of(net, batch):
     return out.loss if hasattr(out, "loss") else out["loss"]
 
 
-def grads(net, skip):
+def grads(net, head):
+    """Every gradient but those of the output layer's parameters (a tied one included)."""
+    skip = {id(p) for p in net.get_submodule(head).parameters()}
     return {n: p.grad.detach().clone() for n, p in net.named_parameters()
-            if p.grad is not None and not n.startswith(skip)}
+            if p.grad is not None and id(p) not in skip}
 
 
 def cosine(a, b):
