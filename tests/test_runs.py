@@ -15,7 +15,7 @@ from biocredit import rules
 from biocredit.cli import main
 from biocredit.training import RunConfig, run
 from biocredit.training.folder import CHECKPOINT, RunFolderError, load_checkpoint
-from biocredit.training.interrupt import request_stop
+from biocredit.interrupt import request_stop
 
 SMALL = ["--model", "mlp:1x32:tanh", "--data", "digits", "--train-size", "400",
          "--test-size", "100", "--batch-size", "64", "--quiet"]

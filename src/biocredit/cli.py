@@ -21,7 +21,7 @@ from .training.compare import Comparison, Plan, baseline_rule, read_plan, run_co
 from .training.config import RunConfig
 from .training.resume import stored_config
 from .training.folder import CONFIG, RUN_RECORD, SUMMARY, read_file_or_none, unique_folder
-from .training.interrupt import RunInterrupted, pass_on, stop_on_signals, take_caught
+from .interrupt import RunInterrupted, pass_on, stop_on_signals, take_caught
 from .training.options import configs_from, rule_specs
 from .training.results import write_json
 from .training.seeds import parse_seeds

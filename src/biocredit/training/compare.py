@@ -23,7 +23,7 @@ import torch
 from .. import distributed
 from .folder import (COMPARISON, RUN_RECORD, SEEDS, locked, new_run_id, prepare, read_file,
                      write_file)
-from .interrupt import stop_on_signals
+from ..interrupt import stop_on_signals
 from .results import RunFolderError, slug
 from .config import RunConfig, resolve_device
 from .run import build, check_task, load_dataset

@@ -15,7 +15,7 @@ import torch
 
 from ..distributed import Ranks, sum_
 from ..rules import set_targets
-from .interrupt import check_stop
+from ..interrupt import check_stop
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,7 +40,7 @@ def train_epoch(net: torch.nn.Module, rule, x: torch.Tensor, y: torch.Tensor, lo
     training loss. The loss is read back (a device sync) only every ``check_every`` steps,
     to report progress and stop a diverging run with :class:`TrainingDiverged` (a loss that
     is not finite, or above ``loss_bound``). After every step it honours a stop asked for by
-    a signal (:func:`biocredit.training.interrupt.check_stop`).
+    a signal (:func:`biocredit.interrupt.check_stop`).
 
     ``on_step(step, mean_loss)`` (if given) is called after every optimizer step with the
     step's number in the epoch (from 1) and a function returning the mean training loss of

@@ -30,7 +30,7 @@ from ..metrics import (feedback_alignment, output_feedback_angles, probe_metrics
 from .folder import (CHECKPOINT, CONFIG, METRICS, MODEL, STEPS, SUMMARY,
                      RunFolderError, load_model, locked, new_run_id, prepare, remove_if_unused,
                      save_checkpoint, save_model, write_file)
-from .interrupt import RunInterrupted, at_once, check_stop
+from ..interrupt import RunInterrupted, at_once, check_stop
 from .loop import TrainingDiverged, check_shards, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
 from .config import TASKS, RunConfig, resolve_device  # (imported from here too)
@@ -148,7 +148,7 @@ def run(config: RunConfig, out_dir: str | os.PathLike, *,
     not stopped; a finished run only gets its summary rewritten. ``progress(epoch, step, steps,
     mean_loss)`` is called during each epoch, ``on_epoch(row)`` after it. ``dataset`` may be
     given to share one loaded copy. A diverging run raises :class:`TrainingDiverged`, a
-    signal :class:`~biocredit.training.interrupt.RunInterrupted`, each after writing the
+    signal :class:`~biocredit.interrupt.RunInterrupted`, each after writing the
     summary (status ``diverged`` / ``interrupted``).
     """
     config.validate()

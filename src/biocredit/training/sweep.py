@@ -26,7 +26,7 @@ import torch
 
 from ..tracebacks import described
 from .folder import SUMMARY, RunFolderError, read_file_or_none
-from .interrupt import (Interrupted, RunInterrupted, pending_stop, request_stop,
+from ..interrupt import (Interrupted, RunInterrupted, pending_stop, request_stop,
                         stop_on_signals)
 from .loop import TrainingDiverged
 from .config import RunConfig, resolve_device
@@ -72,7 +72,7 @@ def run_sweep(tasks: list[Task], jobs: int, run_here: RunFn, on_done: DoneFn | N
     share a loaded data set, show progress); ``jobs > 1``: worker processes call
     :func:`~biocredit.training.run` themselves. ``on_done(outcome)`` is called as each run
     ends. ``reraise``: an error of one run propagates (for debugging) instead of becoming a
-    failed outcome. Call it within :func:`~biocredit.training.interrupt.stop_on_signals`."""
+    failed outcome. Call it within :func:`~biocredit.interrupt.stop_on_signals`."""
     if jobs < 1:
         raise ValueError(f"`jobs` is a number of worker processes, at least 1; got {jobs}")
     if jobs == 1 or len(tasks) == 1:
