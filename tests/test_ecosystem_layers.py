@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import biocredit
-from biocredit.layers import FeedbackConv2d, FeedbackLinear, FeedbackTransposedLinear
+from biocredit.layers import LocallyConnected2d, FeedbackConv2d, FeedbackLinear, FeedbackTransposedLinear
 from biocredit.rules.layer_feedback import fan_out
 from hf_helpers import adam_losses
 
@@ -186,7 +186,21 @@ LAYERS = {
     "grouped conv2d": (lambda: nn.Conv2d(32, 32, 3, padding=1, groups=8), (8, 32, 10, 10)),
     "depthwise conv2d": (lambda: nn.Conv2d(64, 64, 3, padding=1, groups=64), (8, 64, 10, 10)),
     "transformers Conv1D": (lambda: Conv1D(32, 48), (64, 48)),
+    "untied (LocallyConnected2d)": (lambda: LocallyConnected2d(16, 24, 3, 10, padding=1),
+                                    (8, 16, 10, 10)),
 }
+
+
+def converted_layer(kind, rule, **options):
+    """``LAYERS[kind]`` at its default init, converted with ``rule``, and an input for it."""
+    make, shape = LAYERS[kind]
+    torch.manual_seed(0)
+    layer = make()
+    if isinstance(layer, Conv1D):          # transformers' init: N(0, 0.02) is not 1/√fan
+        nn.init.kaiming_uniform_(layer.weight.t(), a=math.sqrt(5))
+    net = biocredit.convert(nn.Sequential(layer), biocredit.rules.create(rule, **options),
+                            generator=torch.Generator().manual_seed(1))
+    return net, torch.randn(shape, generator=torch.Generator().manual_seed(3))
 
 
 def backward_gain(net, x, exact):
@@ -205,14 +219,56 @@ def backward_gain(net, x, exact):
 @pytest.mark.parametrize("kind", list(LAYERS))
 def test_fa_backward_gain_at_initialisation_is_within_a_factor_2_of_bp(kind):
     """Issue 24: a depthwise convolution's FA gain was 0.067 against BP's 0.53 (fan-out
-    without ``groups``)."""
-    make, shape = LAYERS[kind]
-    torch.manual_seed(0)
-    layer = make()
-    if isinstance(layer, Conv1D):          # transformers' init: N(0, 0.02) is not 1/√fan
-        nn.init.kaiming_uniform_(layer.weight.t(), a=math.sqrt(5))
-    net = biocredit.convert(nn.Sequential(layer), "fa",
-                            generator=torch.Generator().manual_seed(1))
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    without ``groups``); an untied layer's 2.4x BP's (fan-out ``C_out``, not ``C_out·k²``)."""
+    net, x = converted_layer(kind, "fa")
     fa, bp = backward_gain(net, x, exact=False), backward_gain(net, x, exact=True)
     assert 0.5 < fa / bp < 2, (fa, bp)
+
+
+# the backward gain ‖Bᵀδ‖/‖δ‖ each sign rule's default scale gives, whatever the layer kind:
+# n_{l+1} = fan_out errors summed, each with E[B²] = s² (usf) or s²/3 (|R| ~ U(0, s)), s = 1/√n
+SIGN_GAINS = {"usf": 1.0, "brsf": 1 / math.sqrt(3), "frsf": 1 / math.sqrt(3)}
+
+
+@pytest.mark.parametrize("rule", list(SIGN_GAINS))
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_sign_rules_scale_every_layer_kind_alike_and_brsf_keeps_it_after_a_step(kind, rule):
+    """Issue 24: usf/brsf scaled a convolution by ``1/√C_out`` (gain 2.75 against 0.53), and
+    brSF's conv gain jumped from 0.53 to 1.59 after the first step."""
+    net, x = converted_layer(kind, rule)
+    gain = backward_gain(net, x, exact=False)
+    assert 0.6 < gain / SIGN_GAINS[rule] < 1.5, gain
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
+    biocredit.hook_optimizer(net, optimizer)
+    net(x).square().mean().backward()
+    optimizer.step()
+    assert 0.8 < backward_gain(net, x, exact=False) / gain < 1.25
+
+
+@pytest.mark.parametrize("rule", ["fa", "kp", "usf", "brsf", "frsf"])
+def test_feedback_like_weight_draws_each_b_at_its_own_weights_std(rule):
+    """Issue 24 item 6: weights at N(0, 0.02) (transformers' init) get feedback of std 0.02."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(256, 128), nn.Tanh(), nn.Linear(128, 64))
+    stds = []
+    for layer, std in zip((net[0], net[2]), (0.02, 0.1)):
+        nn.init.normal_(layer.weight, std=std)
+        stds.append(layer.weight.std().item())
+    net = biocredit.convert(net, biocredit.rules.create(rule, feedback_like_weight=True),
+                            generator=torch.Generator().manual_seed(1))
+    for layer, std in zip((net[0], net[2]), stds):
+        assert abs(layer.feedback.std().item() / std - 1) < 0.05, (layer, std)
+        if rule != "fa" and rule != "kp":
+            assert torch.equal(layer.feedback.sign(), layer.weight.sign())
+    x = torch.randn(32, 256)
+    fa, bp = backward_gain(net, x, exact=False), backward_gain(net, x, exact=True)
+    assert 0.5 < fa / bp < 2, (fa, bp)
+
+
+def test_feedback_like_weight_is_for_the_layer_rules_and_random_kinds_only():
+    with pytest.raises(ValueError, match="has no option feedback_like_weight"):
+        biocredit.rules.create("dfa", feedback_like_weight=True)
+    with pytest.raises(ValueError, match="feedback_like_weight draws uniform or gaussian"):
+        biocredit.convert(nn.Sequential(nn.Linear(4, 3)),
+                          biocredit.rules.create("fa", feedback_like_weight=True,
+                                                 feedback_init="b1"))

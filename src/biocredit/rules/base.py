@@ -174,13 +174,16 @@ class FeedbackRule(Rule):
     option_ranges = FEEDBACK_RANGES
 
     def make_feedback(self, shape: tuple[int, ...], fan_in: int,
-                      generator: torch.Generator | None, like: torch.Tensor):
-        """A new feedback matrix and its connectivity mask (``None`` at full density)."""
+                      generator: torch.Generator | None, like: torch.Tensor,
+                      scale: float | None = None):
+        """A new feedback matrix and its connectivity mask (``None`` at full density);
+        ``scale`` overrides the option ``feedback_scale``."""
         o = self.options
         if not 0.0 < o["feedback_density"] <= 1.0:
             raise ValueError("feedback_density is the fraction of connections kept, in (0, 1]; "
                              f"got {o['feedback_density']}")
-        b = initial_feedback(o["feedback_init"], shape, fan_in, scale=o["feedback_scale"],
+        spread = o["feedback_scale"] if scale is None else scale
+        b = initial_feedback(o["feedback_init"], shape, fan_in, scale=spread,
                              generator=generator, dtype=like.dtype)
         mask = None
         if o["feedback_density"] < 1.0:

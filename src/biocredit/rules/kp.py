@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES
 from .fa import FeedbackAlignment
-from .layer_feedback import learned_layers
+from .layer_feedback import LAYER_FEEDBACK_OPTIONS, LAYER_FEEDBACK_RANGES, learned_layers
 
 
 class KolenPollack(FeedbackAlignment):
@@ -23,8 +22,8 @@ class KolenPollack(FeedbackAlignment):
 
     name = "kp"
     summary = "Kolen-Pollack: feedback gets the forward weights' updates, both decay"
-    defaults = {**FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0}
-    option_ranges = {**FEEDBACK_RANGES,
+    defaults = {**LAYER_FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0}
+    option_ranges = {**LAYER_FEEDBACK_RANGES,
                      "decay": (lambda v: 0 <= v < 1, "in [0, 1) (λ: B shrinks by 1 − λ a step)"),
                      "epsilon": (lambda v: v >= 0, ">= 0 (ε: the share of ΔW that B gets)")}
 

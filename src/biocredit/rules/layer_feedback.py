@@ -12,20 +12,38 @@ from torch import nn
 from ..layers import LocallyConnected2d, feedback_layers
 from ..layers.swap import (attention_with_feedback, computed_weight, feedback_version,
                            holds_weight_matrix, matches, output_dim, swap, unconvertible)
-from .base import FeedbackRule
+from .base import FEEDBACK_OPTIONS, FEEDBACK_RANGES, FeedbackRule
 from .registry import available
+
+# the layer-feedback rules' options: the direct ones' and ``feedback_like_weight``
+LAYER_FEEDBACK_OPTIONS = {**FEEDBACK_OPTIONS, "feedback_like_weight": False}
+LAYER_FEEDBACK_RANGES = {**FEEDBACK_RANGES, "feedback_like_weight": (
+    lambda v: isinstance(v, bool), "true or false (draw B at the std of each layer's W)")}
 
 
 def fan_out(layer: nn.Module) -> int:
     """How many errors each input unit of ``layer`` sums in the backward pass: the fan-in
     of its feedback (linear: ``out``; convolution: ``C_out/groups·k²``, so ``k²`` for a
-    depthwise one; untied: ``C_out``)."""
+    depthwise one; untied: ``C_out·k²``, as the convolution it unties: every input unit
+    sits in the patches of about ``k²`` locations, each with ``C_out`` outputs)."""
     if isinstance(layer, LocallyConnected2d):
-        return layer.weight.shape[1]
+        return layer.weight.shape[1] * math.prod(layer.kernel_size)
     w = layer.weight
     if output_dim(layer) == 1:            # stored in × out (transformers' Conv1D)
         return w.shape[1]
     return w.shape[0] // getattr(layer, "groups", 1) * math.prod(w.shape[2:])
+
+
+def spread_like_weight(layer: nn.Module, kind: str) -> float:
+    """The spread ``s`` that gives random feedback of ``kind`` the standard deviation ``σ`` of
+    ``layer``'s weight: ``√3 σ`` for ``U(−s, s)``, ``σ`` for ``N(0, s²)``."""
+    sigma = layer.weight.detach().float().std().item()
+    if kind == "uniform":
+        return math.sqrt(3.0) * sigma
+    if kind == "gaussian":
+        return sigma
+    raise ValueError(f"feedback_like_weight draws uniform or gaussian feedback at each layer's "
+                     f"weight std; feedback_init={kind!r} has a spread of its own")
 
 
 def learned_layers(net: nn.Module):
@@ -48,6 +66,8 @@ class LayerFeedbackRule(FeedbackRule):
     Embeddings stay as they are (the error stops there) and are reported.
     """
 
+    defaults = LAYER_FEEDBACK_OPTIONS
+    option_ranges = LAYER_FEEDBACK_RANGES
     converts_layers: ClassVar[bool] = True    # gives weight layers feedback of their own
     # names in layer_state that are working copies (derived from the weights and rebuilt
     # after a load), kept out of state_dict

@@ -6,10 +6,12 @@ each rule chooses, recomputed from the current ``W`` after every optimizer step.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .fa import FeedbackAlignment
-from .layer_feedback import learned_layers
+from .layer_feedback import fan_out, learned_layers, spread_like_weight
 
 
 class SignSymmetryRule(FeedbackAlignment):
@@ -17,6 +19,28 @@ class SignSymmetryRule(FeedbackAlignment):
 
     learns_feedback = True
     transports = "the sign of every forward weight (the feedback is sign(W) ⊙ m)"
+
+    # the kind of random draw whose spread ``feedback_like_weight`` matches to W's std
+    like_weight_kind = "uniform"
+
+    def layer_state(self, layer):
+        """``feedback_spread`` (with ``feedback_like_weight``): the spread ``s`` that gives the
+        feedback the standard deviation of ``layer``'s weight at conversion."""
+        if not self.options["feedback_like_weight"]:
+            return {}
+        return {"feedback_spread": torch.tensor(
+            spread_like_weight(layer, self.like_weight_kind), dtype=layer.weight.dtype,
+            device=layer.weight.device)}
+
+    def spread(self, layer) -> torch.Tensor | float:
+        """``s``: ``feedback_scale``, else the spread matched to the weight's std
+        (``feedback_like_weight``), else ``1/√n_{l+1}`` (``n_{l+1}`` = :func:`fan_out`, the
+        width the error comes from, as FA's draw)."""
+        if self.options["feedback_scale"] is not None:
+            return self.options["feedback_scale"]
+        if self.options["feedback_like_weight"]:
+            return layer.feedback_spread
+        return 1.0 / math.sqrt(fan_out(layer))
 
     def prepare(self, net, generator):
         super().prepare(net, generator)  # random feedback from `generator`: magnitudes |B|

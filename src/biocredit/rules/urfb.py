@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import FEEDBACK_OPTIONS
 from .kp import KolenPollack
+from .layer_feedback import LAYER_FEEDBACK_OPTIONS
 
 
 class UpdatedRandomFeedback(KolenPollack):
@@ -16,7 +16,7 @@ class UpdatedRandomFeedback(KolenPollack):
 
     name = "urfb"
     summary = "updated random feedback (Amit): feedback gets epsilon x the forward update"
-    defaults = {**FEEDBACK_OPTIONS, "epsilon": 1.0}
+    defaults = {**LAYER_FEEDBACK_OPTIONS, "epsilon": 1.0}
 
     def __init__(self, **options):
         super().__init__(**options)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import math
-
-from ..layers.swap import output_dim
 from .sign_symmetry import SignSymmetryRule
 
 
 class UniformSignFeedback(SignSymmetryRule):
-    """``B = s · sign(W)ᵀ`` with ``s = feedback_scale`` or ``1/√n_{l+1}`` by default."""
+    """``B = s · sign(W)ᵀ`` with ``s = feedback_scale`` or ``1/√n_{l+1}`` by default
+    (``feedback_like_weight``: ``s = std(W)``)."""
 
     name = "usf"
     summary = "sign symmetry: feedback = scaled sign of the forward weights"
 
+    like_weight_kind = "gaussian"      # |B| = s everywhere: std(B) = s
+
     def magnitude(self, layer):
-        scale = self.options["feedback_scale"]
-        width = layer.weight.shape[output_dim(layer)]          # the layer's outputs
-        return scale if scale is not None else 1.0 / math.sqrt(width)
+        return self.spread(layer)
 
     initial_magnitude = magnitude
