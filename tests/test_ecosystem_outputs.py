@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import biocredit
@@ -233,3 +234,30 @@ def test_lightning_module_trains_converted_net():
     copy.net = biocredit.convert(Returns("dict"), "dfa", taps=["body.1", "body.3"])
     copy.load_state_dict(module.state_dict())                 # lazily drawn feedback loads
     assert torch.equal(copy.net.direct_feedback, net.direct_feedback)
+
+
+class LossFirst(Returns):
+    """Returns ``(loss, logits)`` when given labels, as transformers' models do with
+    ``return_dict=False``."""
+
+    def forward(self, x, labels=None):
+        z = self.head(self.body(x))
+        return (z,) if labels is None else (F.cross_entropy(z, labels), z)
+
+
+@pytest.mark.parametrize("rule", ["dfa", "dkp"])
+def test_a_loss_first_tuple_takes_e_at_the_logits_like_the_loss_outside(rule):
+    """Issue 24: a tuple ``(loss, logits)`` took its 0-d loss for the logits."""
+    torch.manual_seed(0)
+    model = LossFirst("tensor", 3)
+    x, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    taps = ["body.1", "body.3"]
+    net = biocredit.convert(model, rule, taps=taps, generator=torch.Generator().manual_seed(0))
+    ref = biocredit.convert(Returns("tensor", 3), rule, taps=taps,
+                            generator=torch.Generator().manual_seed(0))
+    ref.load_state_dict(model.state_dict())
+    net(x, labels=y)[0].backward()
+    F.cross_entropy(ref(x), y).backward()
+    a, b = grads(net), grads(ref)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k]) for k in a)
+    assert a["body.0.weight"].abs().sum() > 0

@@ -15,7 +15,8 @@ Selector = str | Callable | None
 def select_output(output, selector: Selector, rule: str = "direct feedback") -> torch.Tensor:
     """The tensor of ``output`` whose error the rule projects: ``selector(output)`` for a
     function, the field or key ``selector`` for a name; by default the tensor itself, a
-    mapping's (``ModelOutput``'s) ``logits``, or a tuple's first element."""
+    mapping's (``ModelOutput``'s) ``logits``, or a tuple's first element (its second after a
+    loss)."""
     if callable(selector):
         found = selector(output)
     elif isinstance(selector, str):
@@ -26,7 +27,7 @@ def select_output(output, selector: Selector, rule: str = "direct feedback") -> 
     elif isinstance(output, Mapping):
         found = output.get("logits")
     elif isinstance(output, (tuple, list)) and output:
-        found = output[0]
+        found = output[_logits_index(output)]
     else:
         found = None
     if not isinstance(found, torch.Tensor):
@@ -51,10 +52,22 @@ def replace_output(output, selector: Selector, old: torch.Tensor, new: torch.Ten
             return {**output, key: new}
         output[key] = new            # a ModelOutput: sets the field and the attribute
         return output
-    if isinstance(output, (tuple, list)) and output and output[0] is old:
-        rest = list(output[1:])
-        return [new, *rest] if isinstance(output, list) else (new, *rest)
+    if isinstance(output, (tuple, list)) and output:
+        i = _logits_index(output)
+        if output[i] is old:
+            items = [*output[:i], new, *output[i + 1:]]
+            return items if isinstance(output, list) else tuple(items)
     return None
+
+
+def _logits_index(output) -> int:
+    """Where a tuple holds the logits: second after a loss (a 0-d tensor first, as
+    transformers' models return with ``labels=`` and ``return_dict=False``), else first."""
+    first = output[0]
+    if len(output) > 1 and isinstance(first, torch.Tensor) and first.ndim == 0 \
+            and isinstance(output[1], torch.Tensor):
+        return 1
+    return 0
 
 
 def first_tensor(output) -> torch.Tensor | None:
@@ -65,7 +78,10 @@ def first_tensor(output) -> torch.Tensor | None:
 
 
 def carries_loss(output) -> bool:
-    """Whether ``output`` holds a loss the model computed inside ``forward``."""
+    """Whether ``output`` holds a loss the model computed inside ``forward`` (a mapping's
+    ``loss``, or a tuple's leading 0-d tensor)."""
+    if isinstance(output, (tuple, list)) and output:
+        return _logits_index(output) == 1
     return isinstance(output, Mapping) and output.get("loss") is not None
 
 
