@@ -145,8 +145,10 @@ def test_resnet_usf_feedback_is_sign_of_weights(resnet, batch):
     flipped = 0
     for name, m in model.named_modules():
         if hasattr(m, "feedback"):
-            # uSF: B = sign(W) / sqrt(fan-out), recomputed after every step.
-            expected = torch.sign(m.weight.detach()) / math.sqrt(m.weight.shape[0])
+            # uSF: B = sign(W) / sqrt(fan-out), recomputed after every step; the fan-out of
+            # a (groups=1) convolution is C_out·k², of a linear layer its out features.
+            fan_out = m.weight.numel() // m.weight.shape[1]
+            expected = torch.sign(m.weight.detach()) / math.sqrt(fan_out)
             torch.testing.assert_close(m.feedback, expected)
             flipped += (m.feedback != before[f"{name}.feedback"]).sum().item()
     assert flipped > 0          # some weights changed sign, and their feedback followed
