@@ -7,6 +7,7 @@ trains with its true error), and the loss after a few Adam steps. A refusal prin
 message. Needs transformers (the test extra)::
 
     python tools/ecosystem.py [--steps 30] [--rules bp,fa,kp,usf,dfa,dkp]
+    python tools/ecosystem.py --rules fa,fa:feedback_like_weight=true   # rule options
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import warnings
 import torch
 
 import biocredit
+from biocredit.training.options import parse_rule_spec
 
 
 def gpt2():
@@ -68,13 +70,14 @@ def cosine(a, b):
     return float(torch.nn.functional.cosine_similarity(x, y, dim=0))
 
 
-def cell(build, rule, steps):
+def cell(build, spec, steps):
     torch.manual_seed(0)
     model, batch, taps, head = build()
     tied_before = sum(p.numel() for p in model.parameters())
+    name, options = parse_rule_spec(spec)
     try:
-        net = biocredit.convert(model, rule, **({"taps": taps} if rule in
-                                                 ("dfa", "dkp", "ifa") else {}))
+        rule = biocredit.rules.create(name, **options)
+        net = biocredit.convert(model, rule, **({"taps": taps} if rule.direct else {}))
     except Exception as error:                     # the refusal is the result
         return {"status": f"refused: {type(error).__name__}: {str(error)[:140]}"}
     params = sum(p.numel() for p in net.parameters())
