@@ -1,9 +1,10 @@
 """A small GPT-style character language model trained with BP, DFA and DKP.
 
 A causal Transformer decoder in plain ``torch.nn`` (token + position embeddings, pre-LayerNorm
-blocks of causal self-attention and an MLP, a final LayerNorm and a linear read-out), trained
-to predict the next character. ``biocredit.convert(model, "dfa", taps=["blocks.0", ...])``
-places a tap after each block: the output is ``(N, T, V)`` and every tap ``(N, T, d)``, so
+blocks of causal self-attention and an MLP, a final LayerNorm and a linear read-out:
+:class:`biocredit.models.gpt.CharGPT`), trained to predict the next character. Each block
+ends in a ``biocredit.Tap()``, so ``biocredit.convert(model, "dfa")`` drives a tap after each
+block: the output is ``(N, T, V)`` and every tap ``(N, T, d)``, so
 the direct feedback is per position (Launay et al. 2020): each block's output at position
 ``t`` receives ``e_t B_l``, its own position's error through one ``V × d`` matrix shared by all
 positions, whatever the context length. ``--rule dkp`` learns that matrix (its gradient
@@ -21,6 +22,10 @@ Run::
     python examples/char_lm.py                         # BP, DFA and DKP, 600 steps each
     python examples/char_lm.py --threads 1             # the same, on a busy CPU
     python examples/char_lm.py --rules dfa --text book.txt --steps 2000
+
+The same model and text on the command line (fixed windows, epochs):
+``biocredit compare --rules bp,dfa,dkp --model gpt:2x64:h4 --data python-reference``
+(``--data text:book.txt`` for a file); ``biocredit reproduce launay-char-lm``.
 """
 
 from __future__ import annotations
@@ -35,17 +40,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import biocredit
+from biocredit.data.text import python_reference
+from biocredit.models.gpt import Block, CausalSelfAttention, CharGPT  # noqa: F401 (re-exported)
 
 RULES = ("bp", "dfa", "dkp")
 
 
 # -- the text ---------------------------------------------------------------------------------
-def python_reference() -> str:
-    """The Python Language Reference's topics as CPython ships them (``pydoc_data``)."""
-    from pydoc_data.topics import topics
-    return "\n\n".join(topics[key] for key in sorted(topics))
-
-
 class CharText:
     """A text as character ids, split into a training and a validation part."""
 
@@ -78,67 +79,13 @@ class CharText:
         return "".join(self.chars[i] for i in ids)
 
 
-# -- the model --------------------------------------------------------------------------------
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention from two ``nn.Linear`` s, each position attending to itself
-    and the positions before it."""
-
-    def __init__(self, d_model: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.proj = nn.Linear(d_model, d_model)
-
-    def forward(self, x):
-        n, t, d = x.shape
-        q, k, v = self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.proj(y.transpose(1, 2).reshape(n, t, d))
-
-
-class Block(nn.Module):
-    """``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
-
-    def __init__(self, d_model: int, heads: int):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, heads)
-        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(),
-                                 nn.Linear(4 * d_model, d_model))
-
-    def forward(self, x):
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
-
-
-class CharGPT(nn.Module):
-    """tokens ``(N, T)`` -> embeddings + positions -> blocks -> LayerNorm -> logits ``(N, T, V)``."""
-
-    def __init__(self, vocab_size: int, context: int = 64, d_model: int = 64, heads: int = 4,
-                 layers: int = 2):
-        super().__init__()
-        self.context = context
-        self.embed = nn.Embedding(vocab_size, d_model)
-        self.position = nn.Embedding(context, d_model)
-        self.blocks = nn.ModuleList(Block(d_model, heads) for _ in range(layers))
-        self.ln = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab_size)
-
-    def forward(self, tokens):
-        t = tokens.shape[1]
-        if t > self.context:
-            raise ValueError(f"at most {self.context} positions; got {t}")
-        x = self.embed(tokens) + self.position(torch.arange(t, device=tokens.device))
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln(x))
+# -- the model: biocredit.models.gpt (also `--model gpt:2x64:h4` on the command line) ------
 
 
 def convert(plain: CharGPT, rule: str, layout: str = "auto") -> nn.Module:
-    """``plain`` converted for ``rule``: direct rules get a tap after each block."""
+    """``plain`` converted for ``rule``: direct rules drive the tap that ends each block."""
     if rule in ("dfa", "dkp"):
-        taps = [f"blocks.{i}" for i in range(len(plain.blocks))]
-        return biocredit.convert(plain, biocredit.rules.create(rule, layout=layout), taps=taps)
+        return biocredit.convert(plain, biocredit.rules.create(rule, layout=layout))
     return biocredit.convert(plain, rule)
 
 

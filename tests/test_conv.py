@@ -65,7 +65,7 @@ def test_conv_feedback_sends_the_error_through_the_feedback_kernel():
     torch.testing.assert_close(gx, expected, rtol=1e-12, atol=1e-12)
 
 
-SMALL_MODELS = [m for m in M.available() if m != "mlp" and
+SMALL_MODELS = [m for m in M.available() if m not in ("mlp", "gpt") and   # gpt: test_text_lm
                 (not m.endswith("untied") or m == "amit-simpnet-untied")]
 
 

@@ -34,7 +34,7 @@ from biocredit.data import locate, mnist
 from biocredit.data.idx import parse_idx
 
 NAMES = ["amit-linear", "cifar10", "cifar100", "digits", "fashion-mnist", "linear-teacher", "mnist",
-         "nonlinear-teacher", "synthetic"]
+         "nonlinear-teacher", "python-reference", "synthetic"]
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ def test_every_rule_learns_more_than_a_uniform_guess(lm):
         assert r["val_loss"] < math.log(vocab) - 0.5, rule
         assert r["bpc"] == pytest.approx(r["val_loss"] / math.log(2))
     model = out["results"]["dfa"]["model"]
-    assert biocredit.conversion_of(model).taps == ["after blocks.0", "after blocks.1"]
+    assert biocredit.conversion_of(model).taps == ["blocks.0.tap", "blocks.1.tap"]
     assert model.direct_feedback.shape == (vocab, 2 * 16)       # V × Σd: per position
     dkp = out["results"]["dkp"]["model"]
     torch.manual_seed(0)

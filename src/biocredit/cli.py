@@ -15,9 +15,12 @@ from . import distributed
 from .progress import ProgressBar
 from .cli_parser import as_flags, build_parser, exit_code, reproduce_options
 from .tracebacks import one_line, out_of_memory, user_code
-from .training import TrainingDiverged, benchmark, run
+from .training import TrainingDiverged, benchmark, resolve_device, run
 from .training.compare import Comparison, Plan, baseline_rule, read_plan, run_comparison, \
     run_seeds
+from .training.bench import workload
+from .training.bench_baseline import (check_workload, environment_warnings, format_comparison,
+                                      load_baseline)
 from .training.config import RunConfig
 from .training.resume import stored_config
 from .training.folder import CONFIG, RUN_RECORD, SUMMARY, read_file_or_none, unique_folder
@@ -359,13 +362,23 @@ def cmd_bench(args) -> int:
         shape = tuple(int(d) for d in args.input_shape.split("x"))
     except ValueError:
         raise ValueError(f"--input-shape is like 1x28x28; got {args.input_shape!r}") from None
-    result = benchmark(names, args.model, batch_size=args.batch_size, steps=args.steps,
-                       warmup=args.warmup, input_shape=shape, num_classes=args.classes,
-                       optimizer=args.optimizer, device=args.device, amp=args.amp,
-                       compile=args.compile, taps=[t for t in args.taps.split(",") if t])
+    options = dict(batch_size=args.batch_size, steps=args.steps, warmup=args.warmup,
+                   input_shape=shape, num_classes=args.classes, optimizer=args.optimizer,
+                   device=args.device, amp=args.amp, compile=args.compile,
+                   taps=[t for t in args.taps.split(",") if t])
+    baseline = None
+    if args.baseline:           # (checked before the timing: refused in a second, not minutes)
+        baseline = load_baseline(args.baseline)
+        check_workload(baseline, args.baseline, workload(
+            args.model, **{**options, "device": resolve_device(args.device)}))
+    result = benchmark(names, args.model, **options)
     print(format_benchmark(result))
     if args.json:
         write_json(args.json, result)
+    if baseline is not None:
+        for line in environment_warnings(baseline, result):
+            print(f"biocredit: warning: {line}", file=sys.stderr)
+        print(format_comparison(baseline, result, args.baseline))
     return 0
 
 

@@ -144,6 +144,10 @@ def add_bench(sub) -> None:
                        help="torch.compile every model (the plain-PyTorch floor too); the "
                             "warm-up steps pay the compilation")
     bench.add_argument("--json", help="also write the results to this file")
+    bench.add_argument("--baseline", metavar="FILE",
+                       help="an earlier bench --json result (same model, batch, device, amp, "
+                            "compile): print each rule's step time and ratio to torch, then "
+                            "and now, and the change")
 
 
 def add_reproduce(sub) -> None:

@@ -27,13 +27,28 @@ class Loss:
 
 
 class CrossEntropy(Loss):
-    """Softmax cross-entropy: ``e = (softmax(a_L) − y) / N``."""
+    """Softmax cross-entropy: ``e = (softmax(a_L) − y) / N``. A sequence's logits
+    ``(N, T, V)`` with targets ``(N, T)`` (a language model): the mean over the batch and
+    the positions (nats per token), ``e_t = (softmax(a_t) − y_t) / (N·T)``; its error is
+    the fraction of positions whose next token is mispredicted."""
 
     name = "ce"
     description = "softmax cross-entropy"
 
     def __call__(self, logits, target):
+        if logits.dim() > 2 and target.dim() == logits.dim() - 1:       # (N, T, V), (N, T)
+            return F.cross_entropy(logits.flatten(0, -2), target.flatten())
         return F.cross_entropy(logits, target)
+
+    def predict(self, logits):
+        return logits.argmax(dim=-1) if logits.dim() > 2 else logits.argmax(dim=1)
+
+    def errors(self, logits, target):
+        """Misclassified examples; for a sequence, each example's fraction of mispredicted
+        positions (summed over the batch: the error rate per token's numerator)."""
+        if logits.dim() > 2 and target.dim() == logits.dim() - 1:
+            return (self.predict(logits) != target).flatten(1).double().mean(dim=1).sum()
+        return super().errors(logits, target)
 
 
 class BinaryCrossEntropy(Loss):

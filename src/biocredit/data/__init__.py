@@ -8,7 +8,7 @@
 
 from .dataset import Dataset
 from .errors import ChecksumMismatchError, CorruptDatasetError, DatasetNotFoundError
-from .registry import available, load
+from .registry import available, known, load
 
 __all__ = [
     "ChecksumMismatchError",
@@ -16,5 +16,6 @@ __all__ = [
     "Dataset",
     "DatasetNotFoundError",
     "available",
+    "known",
     "load",
 ]

@@ -30,7 +30,8 @@ class Raw(NamedTuple):
 
 @dataclass
 class Dataset:
-    """Whole splits as tensors: images ``float32`` N x C x H x W, labels ``int64`` N."""
+    """Whole splits as tensors: images ``float32`` N x C x H x W, labels ``int64`` N (text:
+    character ids ``int64`` N x T, and the next character's ids N x T)."""
 
     name: str
     train_x: torch.Tensor
@@ -40,6 +41,7 @@ class Dataset:
     num_classes: int
     val_x: torch.Tensor | None = None
     val_y: torch.Tensor | None = None
+    chars: str | None = None  # text (:mod:`.text`): the characters the ids stand for
 
     def __post_init__(self) -> None:
         if (self.val_x is None) != (self.val_y is None):
@@ -51,15 +53,22 @@ class Dataset:
                 continue
             if x.dim() < 2 or tuple(x.shape[1:]) != shape:
                 raise ValueError(f"{split}_x has shape {tuple(x.shape)}; expected N x {shape}")
-            if len(y) != len(x) or (y.dim() != 1 and not (y.dim() == 2 and
-                                                            y.is_floating_point())):
+            sequence = y.shape == x.shape and not y.is_floating_point()    # (N, T) text
+            if len(y) != len(x) or (y.dim() != 1 and not sequence and not (
+                    y.dim() == 2 and y.is_floating_point())):
                 raise ValueError(f"{split}_y has shape {tuple(y.shape)}; expected ({len(x)},) "
-                                 f"labels or ({len(x)}, K) regression targets")
+                                 f"labels, ({len(x)}, K) regression targets or {tuple(x.shape)} "
+                                 "next-token ids")
 
     @property
     def regression(self) -> bool:
         """Whether the targets are float vectors (a teacher task), not class labels."""
         return self.train_y.is_floating_point()
+
+    @property
+    def sequence(self) -> bool:
+        """Whether the targets are a token id per input position (text, :mod:`.text`)."""
+        return not self.regression and self.train_y.dim() == 2
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from .digits import load_digits_raw
 from .mnist import FASHION_MNIST, MNIST, load_idx_raw
 from .synthetic import load_synthetic_raw
 from .teacher import load_teacher_raw
+from .text import PYTHON_REFERENCE, TEXT_PREFIX, is_text, load_text
 
 # name -> loader(data_dir, download) -> Raw
 LOADERS: dict[str, Callable[..., Raw]] = {
@@ -34,8 +35,13 @@ BUILT_IN = frozenset({"digits", "synthetic", "linear-teacher", "nonlinear-teache
 
 
 def available() -> list[str]:
-    """Names :func:`load` accepts, sorted."""
-    return sorted(LOADERS)
+    """Names :func:`load` accepts, sorted (besides ``text:PATH``, any UTF-8 text file)."""
+    return sorted([*LOADERS, PYTHON_REFERENCE])
+
+
+def known(name: str) -> bool:
+    """Whether :func:`load` knows ``name``: one of :func:`available`, or ``text:PATH``."""
+    return str(name).strip().lower().replace("_", "-") in available() or is_text(name)
 
 
 def load(name: str, *, data_dir: str | os.PathLike | None = None,
@@ -44,7 +50,9 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None,
          train_size: int | None = None, test_size: int | None = None) -> Dataset:
     """Load a data set whole, as tensors on ``device``.
 
-    name: one of :func:`available` (case and ``_``/``-`` are not significant).
+    name: one of :func:`available` (case and ``_``/``-`` are not significant), or
+        ``text:PATH``: a UTF-8 text file, character-level (:mod:`biocredit.data.text`;
+        ``python-reference`` is CPython's own Language Reference, no download).
     data_dir: the folder holding the files (or its ``<name>/`` subfolder); when given, the
         only place looked in: a folder without them is a :class:`DatasetNotFoundError`
         naming it (no other copy is used, nothing is downloaded). Without it: the system
@@ -64,10 +72,14 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None,
     are nowhere to be found or fetched, :class:`CorruptDatasetError` for a damaged file.
     """
     key = str(name).strip().lower().replace("_", "-")
-    if key not in LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(available())}")
+    if key not in LOADERS and not is_text(name):
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(available())}, "
+                         f"{TEXT_PREFIX}PATH")
     check_normalize(normalize)
     check_validation(validation)
+    if is_text(name):
+        return _text(name, data_dir, normalize, validation=validation, split_seed=split_seed,
+                     train_size=train_size, test_size=test_size, device=device)
     if data_dir is not None and key in BUILT_IN:
         raise ValueError(f"{key} is built in (no files to read); --data-dir {data_dir} does "
                          "not apply to it")
@@ -76,12 +88,28 @@ def load(name: str, *, data_dir: str | os.PathLike | None = None,
                  device=device)
 
 
-def subset(raw: Raw, train_size: int | None, test_size: int | None) -> Raw:
-    """The first ``train_size`` training and ``test_size`` test examples of ``raw``."""
+def _text(name: str, data_dir, normalize: str, **options) -> Dataset:
+    """A text data set (:mod:`.text`): ids, so neither a data folder nor a normalization."""
+    if data_dir is not None:
+        raise ValueError(f"{name} names its text itself; --data-dir {data_dir} does not apply "
+                         f"(use --data {TEXT_PREFIX}PATH for a file)")
+    if normalize != "scale":
+        raise ValueError(f"{name} is text (character ids): normalize={normalize!r} does not "
+                         "apply to it")
+    subset_sizes_check(options["train_size"], options["test_size"])
+    return load_text(name, **options)
+
+
+def subset_sizes_check(train_size: int | None, test_size: int | None) -> None:
     for name, size in (("train_size", train_size), ("test_size", test_size)):
         if size is not None and (isinstance(size, bool) or not isinstance(size, int)
                                  or size < 1):
             raise ValueError(f"{name} is a number of examples (at least 1); got {size!r}")
+
+
+def subset(raw: Raw, train_size: int | None, test_size: int | None) -> Raw:
+    """The first ``train_size`` training and ``test_size`` test examples of ``raw``."""
+    subset_sizes_check(train_size, test_size)
     train, test = slice(train_size), slice(test_size)
     return raw._replace(train_x=raw.train_x[train], train_y=raw.train_y[train],
                         test_x=raw.test_x[test], test_y=raw.test_y[test])

@@ -40,7 +40,8 @@ AREAS = {"test_error_area": "test_error", "train_error_area": "train_error"}
 FIRST = {"first_train_error": "train_error"}
 METRICS = ("test_error", "train_error", "val_error", "min_test_error", "mean_angle_deg",
            "first_mean_angle_deg", "mean_wb_correlation", "top_wb_correlation",
-           "hidden_angle_deg", "pseudo_angle_deg", "epochs_completed", *AREAS, *FIRST)
+           "hidden_angle_deg", "pseudo_angle_deg", "epochs_completed", *AREAS, *FIRST,
+           "test_loss", "test_bpc", "unigram_bpc")      # (the last three: language models)
 FUNCTIONS = ("abs", "min", "max", "near")
 _ALLOWED = (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
             ast.Compare, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.BinOp, ast.Add, ast.Sub,

@@ -27,6 +27,8 @@ PAPERS = {
                      "and autoencoders)",
     "amit": "Amit 2019, Deep learning with asymmetric connections and Hebbian updates",
     "webster": "Webster et al., Direct Kolen-Pollack",
+    "launay": "Launay et al. 2020, Direct Feedback Alignment Scales to Modern Deep Learning "
+              "Tasks and Architectures (our own extension: a character language model)",
 }
 
 

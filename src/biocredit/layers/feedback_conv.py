@@ -17,10 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .feedback_layer import FeedbackLayer
+from .feedback_layer import FeedbackLayer, fast_apply
 
 
 _CONVOLUTIONS = {1: F.conv1d, 2: F.conv2d}
+_CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default
+_NO_OUTPUT_PADDING = {3: [0], 4: [0, 0]}        # by the kernel's number of dimensions
 
 
 class ConvFeedbackFunction(torch.autograd.Function):
@@ -44,10 +46,11 @@ class ConvFeedbackFunction(torch.autograd.Function):
         # One ATen call, as autograd's own conv backward, with the feedback kernel in the
         # weight's place: ∂x uses B; ∂W depends only on x, ∂a and the kernel's shape.
         dtype = grad_output.dtype     # under autocast (bf16), the forward's compute dtype
-        grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            grad_output, input.to(dtype), feedback.to(dtype), ctx.bias_sizes, stride, padding,
-            dilation, False, [0] * (feedback.dim() - 2), groups,
-            [need_input, need_weight, need_bias and ctx.bias_sizes is not None])
+        if input.dtype != dtype or feedback.dtype != dtype:
+            input, feedback = input.to(dtype), feedback.to(dtype)
+        grad_input, grad_weight, grad_bias = _CONVOLUTION_BACKWARD(
+            grad_output, input, feedback, ctx.bias_sizes, stride, padding, dilation, False,
+            _NO_OUTPUT_PADDING[feedback.dim()], groups, [need_input, need_weight, need_bias])
         return grad_input, grad_weight, grad_bias, None, None, None, None, None
 
     @staticmethod
@@ -108,9 +111,9 @@ class _FeedbackConv(FeedbackLayer):
             return self.forward(input.unsqueeze(0)).squeeze(0)
         weight = self.effective_weight()
         input, padding = _pad_for_conv(self, input)
-        return ConvFeedbackFunction.apply(input, weight, self.bias,
-                                          self.backward_matrix(weight), self.stride,
-                                          padding, self.dilation, self.groups)
+        return fast_apply(ConvFeedbackFunction, input, weight, self.bias,
+                          self.backward_matrix(weight), self.stride, padding, self.dilation,
+                          self.groups)
 
 
 class FeedbackConv2d(_FeedbackConv, nn.Conv2d):

@@ -5,6 +5,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+_C_APPLY = torch._C._FunctionBase.__dict__["apply"]      # what Function.apply ends in
+_functorch_active = torch._C._are_functorch_transforms_active
+_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_compiling = torch.compiler.is_compiling
+
+
+def fast_apply(function: type[torch.autograd.Function], *args):
+    """``function.apply(*args)``, straight to autograd's C++ ``apply`` where that is the same.
+
+    ``Function.apply``'s Python preamble (the ``setup_context`` check, the rewrapping of every
+    argument for functorch) costs about as much as a small layer's whole forward. For a
+    Function without ``setup_context`` on plain tensors it changes nothing; it still runs
+    under ``torch.compile`` (which traces ``Function.apply`` as its own), under functorch
+    transforms and for a functorch-wrapped input (the first argument).
+    """
+    if _compiling() or _functorch_active() or _functorch_wrapped(args[0]):
+        return function.apply(*args)
+    return _C_APPLY.__get__(None, function)(*args)
+
 
 class FeedbackLayer:
     """Mixin for weight layers whose backward multiplies the error by ``feedback`` instead of
@@ -54,7 +73,8 @@ class FeedbackLayer:
 
     def effective_weight(self) -> torch.Tensor:
         """``W ⊙ M`` with a connectivity mask, else ``W``."""
-        return self.weight if self.weight_mask is None else self.weight * self.weight_mask
+        mask = self._buffers["weight_mask"]        # (not through nn.Module.__getattr__)
+        return self.weight if mask is None else self.weight * mask
 
     def set_feedback(self, feedback: torch.Tensor) -> None:
         if tuple(feedback.shape) != tuple(self.weight.shape):
@@ -65,7 +85,8 @@ class FeedbackLayer:
     def backward_matrix(self, weight: torch.Tensor) -> torch.Tensor:
         """What the backward multiplies the error by: the feedback, or ``weight`` when tied
         or inside :func:`~biocredit.layers.exact_gradients`."""
-        return weight if self.exact or self.feedback is None else self.feedback
+        feedback = self._buffers["feedback"]
+        return weight if self.exact or feedback is None else feedback
 
     def extra_repr(self) -> str:
         kind = "tied (BP)" if self.feedback is None else "feedback"

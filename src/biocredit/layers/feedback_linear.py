@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .feedback_layer import FeedbackLayer
+from .feedback_layer import FeedbackLayer, fast_apply
 
 
 class LinearFeedbackFunction(torch.autograd.Function):
@@ -25,7 +25,6 @@ class LinearFeedbackFunction(torch.autograd.Function):
         # Function's arguments through inspect.signature, ~0.1 ms a call)
         ctx.save_for_backward(input, feedback)
         ctx.save_for_forward(input, weight)
-        ctx.has_bias = bias is not None
         return F.linear(input, weight, bias)
 
     @staticmethod
@@ -43,17 +42,23 @@ class LinearFeedbackFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output):
+        # The same kernels as ever (``@`` of 2-D operands is ``mm``; reshaping or converting
+        # to a tensor's own shape or dtype returns it), without the calls that change nothing.
         input, feedback = ctx.saved_tensors
-        need_input, need_weight, need_bias, _ = ctx.needs_input_grad
+        need_input, need_weight, need_bias, _ = ctx.needs_input_grad   # False for no bias
         grad_input = grad_weight = grad_bias = None
         dtype = grad_output.dtype     # under autocast (bf16), the forward's compute dtype
+        flat = grad_output.dim() == 2
         if need_input:
-            grad_input = grad_output @ feedback.to(dtype)
+            if feedback.dtype != dtype:
+                feedback = feedback.to(dtype)
+            grad_input = grad_output.mm(feedback) if flat else grad_output @ feedback
         if need_weight or need_bias:
-            g2 = grad_output.reshape(-1, grad_output.shape[-1])
+            g2 = grad_output if flat else grad_output.reshape(-1, grad_output.shape[-1])
             if need_weight:
-                grad_weight = g2.t().mm(input.reshape(-1, input.shape[-1]).to(dtype))
-            if need_bias and ctx.has_bias:
+                x2 = input if input.dim() == 2 else input.reshape(-1, input.shape[-1])
+                grad_weight = g2.t().mm(x2 if x2.dtype == dtype else x2.to(dtype))
+            if need_bias:
                 grad_bias = g2.sum(0)
         return grad_input, grad_weight, grad_bias, None
 
@@ -76,7 +81,8 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.effective_weight()
-        return LinearFeedbackFunction.apply(input, weight, self.bias, self.backward_matrix(weight))
+        return fast_apply(LinearFeedbackFunction, input, weight, self.bias,
+                          self.backward_matrix(weight))
 
 
 class FeedbackTransposedLinear(FeedbackLayer, nn.Module):
@@ -107,8 +113,8 @@ class FeedbackTransposedLinear(FeedbackLayer, nn.Module):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.effective_weight()
-        return LinearFeedbackFunction.apply(input, weight.t(), self.bias,
-                                            self.backward_matrix(weight).t())
+        return fast_apply(LinearFeedbackFunction, input, weight.t(), self.bias,
+                          self.backward_matrix(weight).t())
 
     def extra_repr(self) -> str:
         return f"nx={self.nx}, nf={self.nf}" + FeedbackLayer.extra_repr(self)

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..layers.tap import Tap
 from .conv import ARCHITECTURES, builder
+from .gpt import build_gpt
 from .init import INITS, initialize
 from .mlp import ACTIVATIONS, build_mlp
 from .network import INJECTION_POINTS, Block, Network
@@ -21,6 +22,7 @@ from .user import build_user_model, check_user_file, is_user_spec
 
 _FAMILIES: dict[str, Callable[..., Network]] = {
     "mlp": build_mlp,
+    "gpt": build_gpt,       # a causal Transformer for text (gpt:2x64:h4)
     **{name: builder(name) for name in ARCHITECTURES},
 }
 
@@ -56,7 +58,7 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
     if family not in _FAMILIES:
         raise ValueError(f"unknown model {family!r} in {spec!r}; available models: "
                          f"{', '.join(available())} (e.g. mlp:2x800:tanh)")
-    if family != "mlp" and options.get("dropout_hidden"):
+    if family not in ("mlp", "gpt") and options.get("dropout_hidden"):
         raise ValueError(f"{family} places its own dropout; `dropout_hidden` is for MLPs")
     net = _FAMILIES[family](args, tuple(input_shape), num_classes, **options)
     net.spec = spec

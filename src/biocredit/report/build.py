@@ -336,9 +336,10 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
             notes.append(f"{r.label}: no t-SNE or receptive fields, the network could not be "
                          f"rebuilt ({err})")
             continue
-        if not len(getattr(net, "blocks", ())):
-            notes.append(f"{r.label}: no t-SNE or receptive fields for a model of your own "
-                         "(they read the built-in models' blocks)")
+        if not len(getattr(net, "blocks", ())) or not hasattr(net, "features"):
+            notes.append(f"{r.label}: no t-SNE or receptive fields for {config.model} (they "
+                         "read the layered built-in models' blocks; a model of your own or "
+                         "gpt has none)")
             continue
         if tsne_size > 0:
             idx = subsample(len(dataset.test_x), tsne_size, seed)

@@ -17,6 +17,12 @@ class BatchRandomSignFeedback(SignSymmetryRule):
     summary = "sign symmetry: forward signs, random magnitudes redrawn every step"
 
     scratch = frozenset({"feedback_draw"})
+    redraws_magnitude = True    # fused=True: U(0, s) drawn inside the compiled update
+
+    def fused_magnitude(self, layer):
+        """The spread ``s``: the fused update draws ``U(0, s)`` in its kernel (another
+        stream than :meth:`magnitude`'s ``uniform_``, the same distribution)."""
+        return self.spread(layer)
 
     def layer_state(self, layer):
         """``feedback_draw``: where each step's magnitudes are drawn (a working buffer,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from . import fused_updates
 from .fa import FeedbackAlignment
 from .layer_feedback import LAYER_FEEDBACK_OPTIONS, LAYER_FEEDBACK_RANGES, learned_layers
 
@@ -16,13 +17,15 @@ class KolenPollack(FeedbackAlignment):
     every update), so ``B − Wᵀ`` shrinks by
     ``(1 − λ)`` every step and ``B`` converges to ``Wᵀ``. ``decay`` is ``λ`` per step (``η λ``
     in Akrout's notation, ``η`` the learning rate); ``epsilon`` is ``ε`` (1 for KP).
+    ``fused=True``: the update as one torch.compile'd pass over all layers (equal to this
+    eager one to float rounding; see :mod:`~biocredit.rules.fused_updates`).
     """
 
     learns_feedback = True
 
     name = "kp"
     summary = "Kolen-Pollack: feedback gets the forward weights' updates, both decay"
-    defaults = {**LAYER_FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0}
+    defaults = {**LAYER_FEEDBACK_OPTIONS, "decay": 1e-3, "epsilon": 1.0, "fused": False}
     option_ranges = {**LAYER_FEEDBACK_RANGES,
                      "decay": (lambda v: 0 <= v < 1, "in [0, 1) (λ: B shrinks by 1 − λ a step)"),
                      "epsilon": (lambda v: v >= 0, ">= 0 (ε: the share of ΔW that B gets)")}
@@ -45,6 +48,8 @@ class KolenPollack(FeedbackAlignment):
 
     @torch.no_grad()
     def after_step(self, net):
+        if self.options["fused"] and fused_updates.kp_step(self, net):
+            return
         decay, epsilon = self.options["decay"], self.options["epsilon"]
         layers = learned_layers(net)
         if not layers:                  # (torch's _foreach_ refuse an empty list)

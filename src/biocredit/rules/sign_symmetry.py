@@ -10,14 +10,22 @@ import math
 
 import torch
 
+from . import fused_updates
 from .fa import FeedbackAlignment
-from .layer_feedback import fan_out, learned_layers, spread_like_weight
+from .layer_feedback import (LAYER_FEEDBACK_OPTIONS, fan_out, learned_layers,
+                             spread_like_weight)
 
 
 class SignSymmetryRule(FeedbackAlignment):
-    """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` with ``B_{l+1} = sign(W_{l+1})ᵀ ⊙ m``."""
+    """``δa_l = (B_{l+1} δa_{l+1}) ⊙ f'(a_l)`` with ``B_{l+1} = sign(W_{l+1})ᵀ ⊙ m``.
 
+    ``fused=True``: the update as one torch.compile'd pass over all layers (bit-identical to
+    the eager one, brSF's redraw aside; see :mod:`~biocredit.rules.fused_updates`)."""
+
+    defaults = {**LAYER_FEEDBACK_OPTIONS, "fused": False}
     learns_feedback = True
+    # brSF: the fused update draws U(0, s) itself, s = fused_magnitude(layer)
+    redraws_magnitude = False
     transports = "the sign of every forward weight (the feedback is sign(W) ⊙ m)"
 
     # the kind of random draw whose spread ``feedback_like_weight`` matches to W's std
@@ -64,7 +72,14 @@ class SignSymmetryRule(FeedbackAlignment):
         if layer.feedback_mask is not None:
             b.mul_(layer.feedback_mask)
 
+    def fused_magnitude(self, layer) -> torch.Tensor | float:
+        """What the fused update multiplies ``sign(W)`` by (with :attr:`redraws_magnitude`:
+        the spread ``s`` of the ``U(0, s)`` it draws). Default: :meth:`magnitude`."""
+        return self.magnitude(layer)
+
     def after_step(self, net):
+        if self.options["fused"] and fused_updates.sign_step(self, net):
+            return
         for layer in learned_layers(net):
             self.refresh(layer, self.magnitude(layer))
 

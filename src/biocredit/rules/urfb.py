@@ -16,7 +16,7 @@ class UpdatedRandomFeedback(KolenPollack):
 
     name = "urfb"
     summary = "updated random feedback (Amit): feedback gets epsilon x the forward update"
-    defaults = {**LAYER_FEEDBACK_OPTIONS, "epsilon": 1.0}
+    defaults = {**LAYER_FEEDBACK_OPTIONS, "epsilon": 1.0, "fused": False}
 
     def __init__(self, **options):
         super().__init__(**options)

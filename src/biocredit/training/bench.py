@@ -6,8 +6,10 @@ import copy
 import math
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -15,6 +17,7 @@ from .. import losses, models, rules
 from ..conversion import convert
 from ..layers import engine_of
 from ..rules import set_targets
+from ..rules.fused_updates import options_for_compile
 from .floor import SavedTensors, forward_macs
 from ..optimizers import make_optimizer, trainable
 from .run import resolve_device, seeded_generator
@@ -34,7 +37,8 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     speed hit them alike. BP is always timed, as the reference for ``ratio_to_bp``, and so is
     the unconverted model (``"torch"``: plain PyTorch, the floor), the reference for
     ``ratio_to_torch``. ``amp``: every step's forward and loss under bf16 autocast;
-    ``compile``: every model (the floor too) runs ``torch.compile``'d.
+    ``compile``: every model (the floor too) runs ``torch.compile``'d, and the rules
+    with learned feedback update it fused (``fused=True``).
     """
     names = check_arguments(rule_names, model, taps, compile, batch_size=batch_size,
                             steps=steps, warmup=warmup, num_classes=num_classes,
@@ -48,7 +52,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     example = None if hasattr(base, "example_input") else x[:1]
     setups = {"torch": (None, base, make_optimizer(optimizer, trainable(base), lr))}
     for name in names:
-        rule = rules.create(name)
+        rule = rules.create(name, **options_for_compile(name, {}, compile))
         chosen = copy.deepcopy(base) if rule.direct and taps else base
         net = convert(chosen, rule, generator=seeded_generator(seed, 1), example_input=example,
                       taps=models.convert_taps(chosen, model, taps) if rule.direct else None)
@@ -62,11 +66,12 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
                                                                            num_classes)
               for name in setups}
     return {
-        "model": model, "batch_size": batch_size, "steps": steps, "warmup": warmup,
-        "optimizer": optimizer, "device": str(dev), "threads": torch.get_num_threads(),
-        "amp": amp, "compile": compile,
-        "torch": torch.__version__, "machine": platform.machine(),
-        "forward_macs": macs,
+        **workload(model, batch_size=batch_size, input_shape=input_shape,
+                   num_classes=num_classes, taps=taps, optimizer=optimizer, loss=loss,
+                   device=dev, amp=amp, compile=compile),
+        "steps": steps, "warmup": warmup, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.machine(), "cpu": cpu_name(),
+        **source_commit(), "forward_macs": macs,
         "rules": {name: {"step_ms": ms, "ratio_to_bp": ms / medians["bp"],
                          "ratio_to_torch": ms / medians["torch"],
                          "floor_macs": floors[name],
@@ -77,6 +82,59 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
                          **memory[name]}
                   for name, ms in medians.items()},
     }
+
+
+def workload(model: str, *, batch_size: int = 128, input_shape: Sequence[int] = (1, 28, 28),
+             num_classes: int = 10, taps: Sequence[str] = (), optimizer: str = "sgd",
+             loss: str = "ce", device: str | torch.device = "cpu", amp: bool = False,
+             compile: bool = False, **_) -> dict:
+    """What one step computes, as :func:`benchmark`'s result records it (``device``
+    resolved): the settings a ``--baseline`` must share (the others are ignored)."""
+    return {"model": model, "batch_size": batch_size, "input_shape": list(input_shape),
+            "classes": num_classes, "taps": list(taps), "optimizer": optimizer, "loss": loss,
+            "device": str(device), "amp": amp, "compile": compile}
+
+
+def cpu_name() -> str:
+    """The CPU's model name: ``/proc/cpuinfo``'s (Linux), ``sysctl``'s (macOS), else what
+    :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+                    return " ".join(value.split())
+    except OSError:
+        pass
+    if platform.system() == "Darwin":
+        name = _output(["sysctl", "-n", "machdep.cpu.brand_string"])
+        if name:
+            return name
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def source_commit() -> dict:
+    """``git_commit``: the commit biocredit's own source is checked out at, ``git_dirty``:
+    whether that source differs from it; both ``None`` for an installed copy or without git."""
+    here = Path(__file__).resolve().parents[1]
+    git = ["git", "-C", str(here)]
+    unknown = {"git_commit": None, "git_dirty": None}
+    if _output([*git, "ls-files", "--error-unmatch", "__init__.py"]) is None:
+        return unknown              # not a checkout's file (e.g. site-packages in a repo)
+    commit = _output([*git, "rev-parse", "HEAD"])
+    if not commit:
+        return unknown
+    return {"git_commit": commit, "git_dirty": _output(
+        [*git, "status", "--porcelain", "--untracked-files=no", "."]) != ""}
+
+
+def _output(command: list[str]) -> str | None:
+    """``command``'s standard output, stripped; ``None`` if it fails or cannot run."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def check_arguments(rule_names: Sequence[str], model: str, taps: Sequence[str], compile: bool,

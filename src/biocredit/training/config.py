@@ -134,7 +134,8 @@ class RunConfig:
         help="direct rules in your own model (--model FILE.py:FUNCTION): comma-separated "
              "module names or glob patterns after which the error enters (besides any "
              "biocredit.Tap() in it)")
-    data: str = option("digits", lambda: f"one of: {', '.join(datasets.available())}")
+    data: str = option("digits", lambda: f"one of: {', '.join(datasets.available())}; or "
+                                         "text:PATH, any UTF-8 text file (character-level)")
     data_dir: str | None = option(
         None, "folder holding the dataset files (or a subfolder named after the data set); "
               "when given, the only place looked in")
@@ -222,7 +223,7 @@ class RunConfig:
             if (self.task == task) != (self.loss == loss):
                 raise ValueError(f"the {task} task goes with the {loss} loss (and only it); "
                                  f"got task {self.task!r} with loss {self.loss!r}")
-        if self.data not in datasets.available():
+        if not datasets.known(self.data):
             raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
                              f"{', '.join(datasets.available())}")
         for f in dataclasses.fields(self):

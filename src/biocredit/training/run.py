@@ -33,6 +33,7 @@ from .folder import (CHECKPOINT, CONFIG, METRICS, MODEL, STEPS, SUMMARY,
 from ..interrupt import RunInterrupted, at_once, check_stop
 from .loop import TrainingDiverged, check_shards, evaluate, train_epoch
 from ..optimizers import make_optimizer, trainable
+from ..rules.fused_updates import options_for_compile
 from .config import TASKS, RunConfig, resolve_device  # (imported from here too)
 from .resume import (ResumeState, completed_summary, received_from_writer, restore,
                      resume_state, rng_states)
@@ -68,7 +69,8 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
     torch.manual_seed(config.seed)
     model = models.create(config.model, dataset.input_shape, num_outputs(config, dataset),
                           **config.model_options).to(device)
-    rule = rules.create(config.rule, **config.rule_options)
+    rule = rules.create(config.rule, **options_for_compile(config.rule, config.rule_options,
+                                                           config.compile))
     taps = models.convert_taps(model, config.model, config.taps) if rule.direct else None
     example = None if hasattr(model, "example_input") else dataset.train_x[:1]
     net = convert(model, rule, generator=seeded_generator(config.seed, 1), taps=taps,
@@ -289,6 +291,9 @@ def _start_summary(t: Training) -> dict:
         "weight_transport": transport_report(t.net, t.probe_x[:2]).summary(),
         "status": "running",
     }
+    if t.dataset.chars is not None:      # text: the baseline that ignores the context
+        from ..data.text import unigram_bits
+        summary["unigram_bpc"] = unigram_bits(t.dataset)
     if t.ranks.writer:
         write_file(t.out, SUMMARY, summary)
     return summary
@@ -351,8 +356,12 @@ def _measure(t: Training, epoch: int, train_loss: float, running) -> dict:
     row["test_loss"], row["test_error"] = evaluate(t.net, t.dataset.test_x, t.test_t,
                                                    t.loss_fn, ranks=t.ranks)
     if t.val_t is not None:
-        _, row["val_error"] = evaluate(t.net, t.dataset.val_x, t.val_t, t.loss_fn,
-                                       ranks=t.ranks)
+        val_loss, row["val_error"] = evaluate(t.net, t.dataset.val_x, t.val_t, t.loss_fn,
+                                              ranks=t.ranks)
+    if t.dataset.sequence:      # a language model: losses in nats and bits per token
+        row["test_bpc"] = row["test_loss"] / math.log(2)
+        if t.val_t is not None:
+            row["val_loss"], row["val_bpc"] = val_loss, val_loss / math.log(2)
     return row
 
 
@@ -409,6 +418,7 @@ def final_metrics(rows: list[dict]) -> dict:
     epoch's mean angle, the best test error, the training time."""
     last = rows[-1] if rows else {}
     return {
+        **{k: last[k] for k in SEQUENCE_METRICS if "test_bpc" in last and k in last},
         "epochs_completed": len(rows),
         "test_error": last.get("test_error"),
         "train_error": last.get("train_error"),
@@ -424,6 +434,9 @@ def final_metrics(rows: list[dict]) -> dict:
         # evaluation, probe metrics and writing the files (not counted in seconds)
         "overhead_seconds": sum(r.get("overhead_seconds", 0.0) for r in rows),
     }
+
+
+SEQUENCE_METRICS = ("test_loss", "test_bpc", "val_loss", "val_bpc")   # language models
 
 
 def check_finite(net: torch.nn.Module, row: dict) -> None:

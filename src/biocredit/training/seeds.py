@@ -8,7 +8,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-STAT_KEYS = ("test_error", "train_error", "val_error", "mean_angle_deg", "seconds")
+STAT_KEYS = ("test_error", "train_error", "val_error", "mean_angle_deg", "seconds",
+             "test_loss", "test_bpc")          # (the last two: language models only)
 
 
 def parse_seeds(text: str | None, first: int) -> list[int]:

@@ -18,7 +18,9 @@ def epoch_line(rule: str, row: dict) -> str:
     angles = ", ".join("-" if a is None else f"{a:.1f}" for a in row["angle_deg"])
     return (f"{rule} epoch {row['epoch']}: loss {row['train_loss']:.4f}  "
             f"train error {row['train_error']:.4f}  test error {row['test_error']:.4f}  "
-            f"angle to BP [{angles}]°  {row['seconds']:.1f}s "
+            + (f"test loss {row['test_loss']:.4f} ({row['test_bpc']:.4f} bpc)  "
+               if "test_bpc" in row else "")
+            + f"angle to BP [{angles}]°  {row['seconds']:.1f}s "
             f"(+{row['overhead_seconds']:.1f}s evaluation and files)")
 
 
@@ -26,6 +28,8 @@ def run_line(summary: dict, folder: Path, name: str | None = None) -> str:
     """A finished run: its errors, its time and its folder."""
     errors = ", ".join(f"{key.replace('_', ' ')} {summary[key]:.4f}"
                        for key in ("test_error", "train_error") if summary.get(key) is not None)
+    if summary.get("test_bpc") is not None:
+        errors += f", test loss {summary['test_loss']:.4f} ({summary['test_bpc']:.4f} bpc)"
     overhead = summary.get("overhead_seconds") or 0.0
     share = overhead / (overhead + summary["seconds"]) if overhead else 0.0
     return (f"{name or summary['rule']}: {errors or 'no epoch finished'}, "
@@ -57,8 +61,27 @@ def format_table(summaries: dict[str, dict]) -> str:
         header = f"{'rule':<{width}} {'test error':>10} {'train error':>11} {'time (s)':>9} " \
                  f"{'angle to BP (°)':>16}"
     row = _seeds_row if several else _run_row
-    return "\n".join([header, "-" * len(header),
-                      *(row(name, s, width) for name, s in summaries.items())])
+    lines = [header, "-" * len(header), *(row(name, s, width) for name, s in summaries.items())]
+    if any(s.get("test_bpc") is not None for s in summaries.values()):     # language models
+        lines = _with_bpc(lines, list(summaries.values()), several)
+    return "\n".join(lines)
+
+
+def _with_bpc(lines: list[str], summaries: list[dict], several: bool) -> list[str]:
+    """The table's lines with a language model's test loss (nats per token) and bits per
+    token added at the right; its error is the next-token error rate."""
+    width = 17 if several else 9
+
+    def cell(s, key):
+        v = s.get(key)
+        if v is None:
+            return "-"
+        return f"{v['mean']:.3f} ± {v['std']:.3f}" if several else f"{v:.3f}"
+    added = [f" {'test loss':>{width}} {'bpc':>{width}}"]
+    added += [" " + "-" * (2 * width + 1)]
+    added += [f" {cell(s, 'test_loss'):>{width}} {cell(s, 'test_bpc'):>{width}}"
+              for s in summaries]
+    return [line + extra for line, extra in zip(lines, added)]
 
 
 def _seeds_row(name: str, s: dict, width: int) -> str:
@@ -112,10 +135,11 @@ def _paired_line(rule: str, base: str, d: dict, alpha: float) -> str:
 
 def format_benchmark(result: dict) -> str:
     """:func:`~biocredit.training.benchmark`'s result as a table, under a line naming the
-    model, batch, device and threads, above one saying what the columns mean."""
+    model, batch, device (and CPU) and threads, above one saying what the columns mean."""
     width = max(8, *map(len, result["rules"]))
     cuda = "cuda" in result["device"]
     lines = [f"{result['model']}, batch {result['batch_size']}, {result['device']}"
+             f"{' (CPU: ' + result['cpu'] + ')' if result.get('cpu') else ''}"
              f"{', bf16 autocast' if result['amp'] else ''}"
              f"{', compiled' if result['compile'] else ''}, {result['threads']} threads, "
              f"median of {result['steps']} steps",
@@ -150,6 +174,8 @@ def models_table() -> str:
     from .. import models
     lines = ["mlp:DEPTHxWIDTH:ACTIVATION   e.g. mlp:2x800:tanh; activations: "
              + ", ".join(sorted(models.ACTIVATIONS)),
+             "gpt:LAYERSxWIDTH:hHEADS      e.g. gpt:2x64:h4, a causal Transformer for text "
+             "(--data python-reference or text:PATH)",
              "FILE.py:FUNCTION             your own model: FUNCTION(input_shape, num_classes) "
              "returns an nn.Module (direct rules: biocredit.Tap() in it, or --taps)",
              f"{'model':<24} {'params (1x28x28)':>17} {'params (3x32x32)':>17}"]

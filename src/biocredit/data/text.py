@@ -1,0 +1,99 @@
+"""Character-level text for language models: ``python-reference`` and ``text:PATH``.
+
+``python-reference`` is the Python Language Reference as CPython ships it
+(``pydoc_data.topics``, the pages ``help("if")`` shows: about 465,000 characters, 103
+distinct); every CPython has it, nothing is downloaded. ``text:PATH`` reads any UTF-8 text
+file (undecodable bytes become U+FFFD). The characters of the whole text, sorted, are the
+vocabulary (``Dataset.num_classes`` of them; ``Dataset.chars``); the first 90% of the text
+trains, the last 10% is the test split (the held-out text ``examples/char_lm.py`` calls
+validation). Each split is cut into consecutive non-overlapping windows of :data:`CONTEXT`
+characters: inputs ``(N, T)`` character ids, targets ``(N, T)`` the next character's ids.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from .dataset import Dataset, split_validation, validation_count
+from .errors import DatasetNotFoundError
+
+PYTHON_REFERENCE = "python-reference"
+TEXT_PREFIX = "text:"
+CONTEXT = 64            # characters per window
+HELD_OUT = 0.1          # the last tenth of the text: the test split
+
+
+def is_text(name: str) -> bool:
+    """Whether ``name`` names a text data set (``python-reference``, ``text:PATH``)."""
+    name = str(name).strip()
+    return name.lower().replace("_", "-") == PYTHON_REFERENCE or name.startswith(TEXT_PREFIX)
+
+
+def python_reference() -> str:
+    """The Python Language Reference's topics as CPython ships them (``pydoc_data``)."""
+    from pydoc_data.topics import topics
+    return "\n\n".join(topics[key] for key in sorted(topics))
+
+
+def read_text(name: str) -> str:
+    """The text ``name`` names; a missing or unreadable file is a one-line
+    :class:`DatasetNotFoundError` naming its path."""
+    name = str(name).strip()
+    if not name.startswith(TEXT_PREFIX):
+        return python_reference()
+    path = Path(name[len(TEXT_PREFIX):]).expanduser()
+    if not str(path) or not path.is_file():
+        what = "a folder, not a file" if path.is_dir() else "no such file"
+        raise DatasetNotFoundError(f"text file {path}: {what} (--data text:PATH reads a "
+                                   "UTF-8 text file)", [path.parent])
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise DatasetNotFoundError(f"text file {path}: cannot be read ({err.strerror})",
+                                   [path.parent]) from None
+
+
+def windows(ids: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Consecutive non-overlapping windows of ``ids``: inputs and next-character targets."""
+    count = (len(ids) - 1) // context
+    return (ids[:count * context].view(count, context),
+            ids[1:count * context + 1].view(count, context))
+
+
+def load_text(name: str, *, validation: float | int = 0, split_seed: int = 0,
+              train_size: int | None = None, test_size: int | None = None,
+              device: torch.device | str = "cpu", context: int = CONTEXT) -> Dataset:
+    """The text ``name`` names as a :class:`Dataset` of windows (see the module doc);
+    ``validation`` holds out training windows as :func:`~.registry.load` does."""
+    text = read_text(name)
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.long)
+    cut = int(len(ids) * (1 - HELD_OUT))
+    train_x, train_y = windows(ids[:cut], context)
+    test_x, test_y = windows(ids[cut:], context)
+    if len(train_x) < 1 or len(test_x) < 1:
+        raise ValueError(f"{name}: {len(text)} characters are too few for windows of "
+                         f"{context} characters in both the first 90% and the last 10%")
+    train_x, train_y = train_x[:train_size], train_y[:train_size]
+    test_x, test_y = test_x[:test_size], test_y[:test_size]
+    val_x = val_y = None
+    count = validation_count(validation, len(train_x))
+    if count:
+        train_x, train_y, val_x, val_y = split_validation(train_x, train_y, count, split_seed)
+    key = PYTHON_REFERENCE if not name.strip().startswith(TEXT_PREFIX) else name.strip()
+    dataset = Dataset(key, train_x, train_y, test_x, test_y, len(chars), val_x, val_y,
+                      chars="".join(chars))
+    return dataset.to(device)
+
+
+def unigram_bits(dataset: Dataset) -> float:
+    """Bits per character on the test split of the unigram baseline: each character's
+    frequency in the training targets (add-one smoothed), the context ignored."""
+    counts = torch.bincount(dataset.train_y.flatten().cpu(),
+                            minlength=dataset.num_classes).double() + 1
+    logp = (counts / counts.sum()).log()
+    return -logp[dataset.test_y.flatten().cpu()].mean().item() / math.log(2)
