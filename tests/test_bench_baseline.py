@@ -102,3 +102,13 @@ def test_bench_records_and_names_the_cpu_and_compares_with_its_own_json(tmp_path
     assert f"(CPU: {cpu_name()})" in out and f"against --baseline {first}" in out
     assert any(line.startswith("fa ") and "x torch" in line for line in out.splitlines())
     assert "warning" not in err
+
+
+def test_bench_times_rules_with_their_options_and_refuses_unknown_ones(capsys):
+    argv = ["bench", "--model", "mlp:1x8:tanh", "--batch-size", "2", "--steps", "1",
+            "--warmup", "0", "--device", "cpu"]
+    assert main([*argv, "--rules", "kp,kp:decay=0.5"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:-1]]
+    assert rows == ["torch", "bp", "kp", "kp:decay=0.5"]
+    assert main([*argv, "--rules", "kp:decy=0.5"]) == 2
+    assert "decy" in capsys.readouterr().err

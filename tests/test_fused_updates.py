@@ -82,6 +82,8 @@ def test_the_fused_option_is_a_checked_boolean_and_compile_turns_it_on():
     assert on("kp", {"decay": 0.1}, True) == {"decay": 0.1, "fused": True}
     assert on("kp", {"fused": False}, True) == {"fused": False}       # asked for eager
     assert on("usf", {}, False) == {} and on("fa", {}, True) == {}
+    assert on("brsf", {}, True) == {}           # its in-kernel draw is the slower on CPUs
+    assert on("brsf", {"fused": True}, True) == {"fused": True}
 
 
 def test_a_failure_to_compile_is_an_error_not_a_silent_eager_update(monkeypatch):

@@ -125,7 +125,9 @@ def add_report(sub) -> None:
 
 def add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="time one training step per rule")
-    bench.add_argument("--rules", default="bp,fa,dfa")
+    bench.add_argument("--rules", default="bp,fa,dfa",
+                       help="comma-separated rules, each with its options as in compare "
+                            "(e.g. kp,kp:fused=true)")
     bench.add_argument("--model", default="mlp:4x800:tanh",
                        help="a built-in model spec or FILE.py:FUNCTION (see train --help)")
     bench.add_argument("--taps", default="",

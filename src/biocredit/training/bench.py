@@ -19,6 +19,7 @@ from ..layers import engine_of
 from ..rules import set_targets
 from ..rules.fused_updates import options_for_compile
 from .floor import SavedTensors, forward_macs
+from .options import parse_rule_spec
 from ..optimizers import make_optimizer, trainable
 from .run import resolve_device, seeded_generator
 
@@ -52,7 +53,7 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     example = None if hasattr(base, "example_input") else x[:1]
     setups = {"torch": (None, base, make_optimizer(optimizer, trainable(base), lr))}
     for name in names:
-        rule = rules.create(name, **options_for_compile(name, {}, compile))
+        rule = created(name, compile)
         chosen = copy.deepcopy(base) if rule.direct and taps else base
         net = convert(chosen, rule, generator=seeded_generator(seed, 1), example_input=example,
                       taps=models.convert_taps(chosen, model, taps) if rule.direct else None)
@@ -62,9 +63,8 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     widths = tap_widths(setups)
     memory = {name: step_memory(step, setup, dev) for name, setup in setups.items()}
     medians = median_times(step, setups, warmup, steps, dev)
-    floors = {name: rules.get("bp" if name == "torch" else name).floor_macs(macs, widths,
-                                                                           num_classes)
-              for name in setups}
+    floors = {name: (setup[0] or rules.get("bp")).floor_macs(macs, widths, num_classes)
+              for name, setup in setups.items()}
     return {
         **workload(model, batch_size=batch_size, input_shape=input_shape,
                    num_classes=num_classes, taps=taps, optimizer=optimizer, loss=loss,
@@ -150,12 +150,18 @@ def check_arguments(rule_names: Sequence[str], model: str, taps: Sequence[str], 
         raise ValueError(f"input_shape needs positive sizes; got {tuple(input_shape)}")
     names = list(dict.fromkeys(["bp", *rule_names]))
     for name in names:
+        rule = created(name, compile)
         if compile:
-            rules.create(name).check_compiles()
-        else:
-            rules.get(name)
+            rule.check_compiles()
     models.check_taps(model, taps)
     return names
+
+
+def created(spec: str, compile: bool):
+    """The rule a ``RULE[:KEY=VALUE...]`` spec names, as ``compare`` reads it (with
+    ``compile``, ``fused=True`` where the rule has it and the spec does not say)."""
+    name, options = parse_rule_spec(spec)
+    return rules.create(name, **options_for_compile(name, options, compile))
 
 
 def step_function(setups: dict, x: torch.Tensor, y: torch.Tensor, loss_fn, amp: bool,
