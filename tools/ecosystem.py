@@ -46,7 +46,43 @@ def bert():
             ["bert.encoder.layer.0", "bert.encoder.layer.1"], "classifier")
 
 
-MODELS = {"gpt2": gpt2, "bert": bert}
+class WithLoss(torch.nn.Module):
+    """A plain model returning ``{"loss", "logits"}`` as Hugging Face models do."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, labels):
+        logits = self.model(x)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, -2), labels.flatten())
+        return {"loss": loss, "logits": logits}
+
+
+def resnet():
+    """examples/resnet_fa.py's ResNet (conv, batch norm, residual adds) on random images."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "resnet_fa.py"
+    spec = importlib.util.spec_from_file_location("resnet_fa", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(16, 1, 28, 28, generator=g)
+    labels = torch.randint(0, 10, (16,), generator=g)
+    return (WithLoss(module.ResNet(width=8)), {"x": x, "labels": labels},
+            ["model.blocks.0", "model.blocks.1", "model.blocks.2"], "model.head")
+
+
+def char_gpt():
+    """The library's causal Transformer (gpt:2x32:h2; its blocks end in taps)."""
+    from biocredit.models.gpt import CharGPT
+    tokens = torch.randint(0, 64, (8, 16), generator=torch.Generator().manual_seed(1))
+    return (WithLoss(CharGPT(64, context=16, d_model=32, heads=2)),
+            {"x": tokens[:, :-1], "labels": tokens[:, 1:]}, None, "model.head")
+
+
+MODELS = {"gpt2": gpt2, "bert": bert, "resnet": resnet, "char-gpt": char_gpt}
 
 
 def loss_of(net, batch):
@@ -77,7 +113,7 @@ def cell(build, spec, steps):
     name, options = parse_rule_spec(spec)
     try:
         rule = biocredit.rules.create(name, **options)
-        net = biocredit.convert(model, rule, **({"taps": taps} if rule.direct else {}))
+        net = biocredit.convert(model, rule, **({"taps": taps} if rule.direct and taps else {}))
     except Exception as error:                     # the refusal is the result
         return {"status": f"refused: {type(error).__name__}: {str(error)[:140]}"}
     params = sum(p.numel() for p in net.parameters())
