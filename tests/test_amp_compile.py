@@ -124,3 +124,35 @@ def test_rules_that_differentiate_the_graph_between_taps_refuse_compile(name, tm
     result = biocredit.training.bench.benchmark([name], "mlp:1x8:tanh", input_shape=(1, 4, 4),
                                                 steps=1, warmup=0)
     assert result["rules"][name]["step_ms"] > 0
+
+
+class MatrixProducts(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the dtypes of every matrix product's operands (mm, addmm, bmm)."""
+
+    PRODUCTS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
+                torch.ops.aten.bmm.default}
+
+    def __init__(self):
+        super().__init__()
+        self.dtypes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.PRODUCTS:
+            self.dtypes.append({a.dtype for a in args if isinstance(a, torch.Tensor)})
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["fa", "kp", "usf", "dfa", "dkp", "ifa"])
+def test_under_bf16_autocast_every_matrix_product_of_the_step_is_bf16(name):
+    """The forward's products and the rule's backward ones (the layer rules' ``δ B``, the
+    direct rules' projection ``e B`` and DKP's ``e hᵀ``) all run on bf16 operands."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    net = biocredit.convert(models.create("mlp:2x32:tanh", (1, 8, 8), 10), name,
+                            example_input=x[:1])
+    with MatrixProducts() as seen:
+        gradients(net, rules.create(name), x, y, amp=True)
+        if name == "dkp":
+            biocredit.after_step(net)               # where its feedback gradient is taken
+    assert len(seen.dtypes) >= 3
+    assert all(d == {torch.bfloat16} for d in seen.dtypes), seen.dtypes
