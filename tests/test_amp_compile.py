@@ -76,15 +76,20 @@ def can_compile():
         pytest.skip(f"torch.compile does not work on this machine: {type(err).__name__}")
 
 
-def test_compiled_models_get_eagers_gradients_for_bp_fa_and_dfa(can_compile):
-    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
-    for name in ("bp", "fa", "dfa"):
+@pytest.mark.parametrize("spec", ["mlp:2x64:tanh", "lenet"])
+def test_compiled_models_are_one_graph_with_eagers_gradients(can_compile, spec):
+    """``fullgraph=True``: the feedback layers' Functions are traced, not a graph break each
+    (a custom ``jvp`` would make Dynamo run them eagerly)."""
+    shape = SHAPES[spec]
+    x, y = torch.randn(16, *shape), torch.randint(0, 10, (16,))
+    for name in ("bp", "fa", "usf", "dfa") if spec.startswith("mlp") else ("fa",):
         torch.manual_seed(0)
         rule = rules.create(name)
-        net = biocredit.convert(models.create("mlp:2x32:tanh", (1, 8, 8), 10), rule,
-                           generator=torch.Generator().manual_seed(1), example_input=x[:1])
+        net = biocredit.convert(models.create(spec, shape, 10), rule,
+                                generator=torch.Generator().manual_seed(1),
+                                example_input=x[:1])
         eager = gradients(net, rule, x, y, amp=False)
-        compiled = torch.compile(net)
+        compiled = torch.compile(net, fullgraph=True)
         for _ in range(2):              # the second call runs the cached graph
             net.zero_grad(set_to_none=True)
             biocredit.set_targets(net, y)

@@ -25,14 +25,14 @@ _CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default
 _NO_OUTPUT_PADDING = {3: [0], 4: [0, 0]}        # by the kernel's number of dimensions
 
 
-class ConvFeedbackFunction(torch.autograd.Function):
+class TraceableConvFeedback(torch.autograd.Function):
     """``F.conv1d`` / ``F.conv2d`` (by the kernel's dimensions) whose input gradient uses
-    ``feedback`` as the kernel."""
+    ``feedback`` as the kernel, without forward mode: what ``torch.compile`` traces (see
+    :class:`~.feedback_linear.TraceableLinearFeedback`)."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, feedback, stride, padding, dilation, groups):
         ctx.save_for_backward(input, feedback)
-        ctx.save_for_forward(input, weight)
         ctx.conv = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
         conv = _CONVOLUTIONS[weight.dim() - 2]
@@ -52,6 +52,16 @@ class ConvFeedbackFunction(torch.autograd.Function):
             grad_output, input, feedback, ctx.bias_sizes, stride, padding, dilation, False,
             _NO_OUTPUT_PADDING[feedback.dim()], groups, [need_input, need_weight, need_bias])
         return grad_input, grad_weight, grad_bias, None, None, None, None, None
+
+
+class ConvFeedbackFunction(TraceableConvFeedback):
+    """:class:`TraceableConvFeedback` with forward mode (``torch.func.jvp``), run eagerly."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, feedback, stride, padding, dilation, groups):
+        ctx.save_for_forward(input, weight)
+        return TraceableConvFeedback.forward(ctx, input, weight, bias, feedback, stride,
+                                             padding, dilation, groups)
 
     @staticmethod
     def jvp(ctx, input_t, weight_t, bias_t, feedback_t, *_):
@@ -111,9 +121,9 @@ class _FeedbackConv(FeedbackLayer):
             return self.forward(input.unsqueeze(0)).squeeze(0)
         weight = self.effective_weight()
         input, padding = _pad_for_conv(self, input)
-        return fast_apply(ConvFeedbackFunction, input, weight, self.bias,
-                          self.backward_matrix(weight), self.stride, padding, self.dilation,
-                          self.groups)
+        return fast_apply(ConvFeedbackFunction, TraceableConvFeedback, input, weight,
+                          self.bias, self.backward_matrix(weight), self.stride, padding,
+                          self.dilation, self.groups)
 
 
 class FeedbackConv2d(_FeedbackConv, nn.Conv2d):

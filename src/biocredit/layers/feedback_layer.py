@@ -11,16 +11,21 @@ _functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 _compiling = torch.compiler.is_compiling
 
 
-def fast_apply(function: type[torch.autograd.Function], *args):
-    """``function.apply(*args)``, straight to autograd's C++ ``apply`` where that is the same.
+def fast_apply(function: type[torch.autograd.Function],
+               traceable: type[torch.autograd.Function], *args):
+    """``function.apply(*args)``, straight to autograd's C++ ``apply`` where that is the same;
+    under ``torch.compile``, ``traceable.apply(*args)``.
 
     ``Function.apply``'s Python preamble (the ``setup_context`` check, the rewrapping of every
     argument for functorch) costs about as much as a small layer's whole forward. For a
     Function without ``setup_context`` on plain tensors it changes nothing; it still runs
-    under ``torch.compile`` (which traces ``Function.apply`` as its own), under functorch
-    transforms and for a functorch-wrapped input (the first argument).
+    under functorch transforms and for a functorch-wrapped input (the first argument).
+    ``traceable`` is the same Function without its custom ``jvp`` (forward mode), which
+    Dynamo cannot trace: with it every layer would be a graph break.
     """
-    if _compiling() or _functorch_active() or _functorch_wrapped(args[0]):
+    if _compiling():
+        return traceable.apply(*args)
+    if _functorch_active() or _functorch_wrapped(args[0]):
         return function.apply(*args)
     return _C_APPLY.__get__(None, function)(*args)
 

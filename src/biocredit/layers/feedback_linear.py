@@ -16,29 +16,17 @@ from torch import nn
 from .feedback_layer import FeedbackLayer, fast_apply
 
 
-class LinearFeedbackFunction(torch.autograd.Function):
-    """``F.linear`` whose input gradient is ``grad_output @ feedback``."""
+class TraceableLinearFeedback(torch.autograd.Function):
+    """``F.linear`` whose input gradient is ``grad_output @ feedback``, without forward mode:
+    what ``torch.compile`` traces (Dynamo refuses a Function with a custom ``jvp`` and would
+    run every such layer eagerly, a graph break each)."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, feedback):
         # (ctx in forward, not setup_context: Function.apply binds a setup_context
         # Function's arguments through inspect.signature, ~0.1 ms a call)
         ctx.save_for_backward(input, feedback)
-        ctx.save_for_forward(input, weight)
         return F.linear(input, weight, bias)
-
-    @staticmethod
-    def jvp(ctx, input_t, weight_t, bias_t, feedback_t):
-        """Forward mode is the forward's own derivative: ``ẋ Wᵀ + x Ẇᵀ + ḃ``."""
-        input, weight = ctx.saved_tensors
-        out = 0
-        if input_t is not None:
-            out = out + F.linear(input_t, weight)
-        if weight_t is not None:
-            out = out + F.linear(input, weight_t)
-        if bias_t is not None:
-            out = out + bias_t
-        return out
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -63,6 +51,29 @@ class LinearFeedbackFunction(torch.autograd.Function):
         return grad_input, grad_weight, grad_bias, None
 
 
+class LinearFeedbackFunction(TraceableLinearFeedback):
+    """:class:`TraceableLinearFeedback` with forward mode (``torch.func.jvp``), run eagerly;
+    under ``torch.compile`` :func:`~.feedback_layer.fast_apply` takes the traceable one."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, feedback):
+        ctx.save_for_forward(input, weight)
+        return TraceableLinearFeedback.forward(ctx, input, weight, bias, feedback)
+
+    @staticmethod
+    def jvp(ctx, input_t, weight_t, bias_t, feedback_t):
+        """Forward mode is the forward's own derivative: ``ẋ Wᵀ + x Ẇᵀ + ḃ``."""
+        input, weight = ctx.saved_tensors
+        out = 0
+        if input_t is not None:
+            out = out + F.linear(input_t, weight)
+        if weight_t is not None:
+            out = out + F.linear(input, weight_t)
+        if bias_t is not None:
+            out = out + bias_t
+        return out
+
+
 class FeedbackLinear(FeedbackLayer, nn.Linear):
     """``nn.Linear`` with a feedback matrix used in place of ``W`` in the backward pass
     (see :class:`~biocredit.layers.feedback_layer.FeedbackLayer`)."""
@@ -81,8 +92,8 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.effective_weight()
-        return fast_apply(LinearFeedbackFunction, input, weight, self.bias,
-                          self.backward_matrix(weight))
+        return fast_apply(LinearFeedbackFunction, TraceableLinearFeedback, input, weight,
+                          self.bias, self.backward_matrix(weight))
 
 
 class FeedbackTransposedLinear(FeedbackLayer, nn.Module):
@@ -113,8 +124,8 @@ class FeedbackTransposedLinear(FeedbackLayer, nn.Module):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         weight = self.effective_weight()
-        return fast_apply(LinearFeedbackFunction, input, weight.t(), self.bias,
-                          self.backward_matrix(weight).t())
+        return fast_apply(LinearFeedbackFunction, TraceableLinearFeedback, input,
+                          weight.t(), self.bias, self.backward_matrix(weight).t())
 
     def extra_repr(self) -> str:
         return f"nx={self.nx}, nf={self.nf}" + FeedbackLayer.extra_repr(self)
