@@ -20,7 +20,7 @@ from ..rules import set_targets
 from ..rules.fused_updates import options_for_compile
 from .floor import SavedTensors, forward_macs
 from .options import parse_rule_spec
-from ..optimizers import make_optimizer, trainable
+from ..optimizers import compile_step, make_optimizer, trainable
 from .run import resolve_device, seeded_generator
 
 
@@ -38,8 +38,8 @@ def benchmark(rule_names: Sequence[str], model: str = "mlp:4x800:tanh", *,
     speed hit them alike. BP is always timed, as the reference for ``ratio_to_bp``, and so is
     the unconverted model (``"torch"``: plain PyTorch, the floor), the reference for
     ``ratio_to_torch``. ``amp``: every step's forward and loss under bf16 autocast;
-    ``compile``: every model (the floor too) runs ``torch.compile``'d, and the rules
-    with learned feedback update it fused (``fused=True``).
+    ``compile``: every model and optimizer step (the floor's too) runs ``torch.compile``'d,
+    and the rules with learned feedback update it fused (``fused=True``).
     """
     names = check_arguments(rule_names, model, taps, compile, batch_size=batch_size,
                             steps=steps, warmup=warmup, num_classes=num_classes,
@@ -167,9 +167,12 @@ def created(spec: str, compile: bool):
 def step_function(setups: dict, x: torch.Tensor, y: torch.Tensor, loss_fn, amp: bool,
                   compile: bool):
     """``step(rule, net, optimizer)``: one training step of a setup on the batch ``(x, y)``
-    (its model ``torch.compile``'d with ``compile``)."""
+    (its model and optimizer step ``torch.compile``'d with ``compile``)."""
     forwards = {id(net): torch.compile(net) if compile else net
                 for _, net, _ in setups.values()}
+    if compile:
+        for _, _, opt in setups.values():
+            compile_step(opt)
 
     def step(rule, net, opt):
         opt.zero_grad(set_to_none=True)

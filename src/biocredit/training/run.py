@@ -32,7 +32,7 @@ from .folder import (CHECKPOINT, CONFIG, METRICS, MODEL, STEPS, SUMMARY,
                      save_checkpoint, save_model, write_file)
 from ..interrupt import RunInterrupted, at_once, check_stop
 from .loop import TrainingDiverged, check_shards, evaluate, train_epoch
-from ..optimizers import make_optimizer, trainable
+from ..optimizers import compile_step, make_optimizer, trainable
 from ..rules.fused_updates import options_for_compile
 from .config import TASKS, RunConfig, resolve_device  # (imported from here too)
 from .resume import (ResumeState, completed_summary, received_from_writer, restore,
@@ -81,6 +81,8 @@ def build(config: RunConfig, dataset: datasets.Dataset, device: torch.device):
         freeze(net, config.freeze)
     optimizer = make_optimizer(config.optimizer, trainable(net), config.lr,
                                config.momentum, config.weight_decay)
+    if config.compile:
+        compile_step(optimizer)
     return net, rule, losses.create(config.loss, **config.loss_options), optimizer
 
 
