@@ -45,3 +45,22 @@ def batch():
     x = torch.randn(6, 1, 3, 4, generator=g, dtype=torch.float64)
     y = torch.randint(0, 4, (6,), generator=g)
     return x, y
+
+
+@pytest.fixture(scope="session")
+def can_compile():
+    """Skip when this torch cannot compile here (no C++ compiler, an unsupported platform)."""
+    try:
+        torch.compile(lambda t: t * 2 + 1)(torch.ones(3))
+    except Exception as err:            # noqa: BLE001 - any failure means "cannot compile"
+        pytest.skip(f"torch.compile does not work on this machine: {type(err).__name__}")
+
+
+@pytest.fixture
+def one_thread():
+    """One thread, as in each sweep worker (a float sum may depend on the number of threads;
+    tiny matmuls on a busy CPU run fastest so), put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -67,15 +67,6 @@ def test_bench_with_amp_reports_positive_ratios(tmp_path, capsys):
     assert all(r["ratio_to_torch"] > 0 and r["step_ms"] > 0 for r in result["rules"].values())
 
 
-@pytest.fixture(scope="module")
-def can_compile():
-    """Skip when this torch cannot compile here (no C++ compiler, an unsupported platform)."""
-    try:
-        torch.compile(lambda t: t * 2 + 1)(torch.ones(3))
-    except Exception as err:            # noqa: BLE001 - any failure means "cannot compile"
-        pytest.skip(f"torch.compile does not work on this machine: {type(err).__name__}")
-
-
 @pytest.mark.parametrize("spec", ["mlp:2x64:tanh", "lenet"])
 def test_compiled_models_are_one_graph_with_eagers_gradients(can_compile, spec):
     """``fullgraph=True``: the feedback layers' Functions are traced, not a graph break each

@@ -110,15 +110,6 @@ def two_ranks(tmp_path_factory):
     return [torch.load(folder / f"rank{r}.pt") for r in range(2)]
 
 
-@pytest.fixture
-def one_thread():
-    """As in each worker (a float sum may depend on the number of threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("rule", RULES)
 def test_two_processes_match_one_with_the_whole_batch(two_ranks, rule, one_thread):
     single, single_loss = train(rule, Ranks())

@@ -21,15 +21,6 @@ POEM = "Tyger Tyger, burning bright,\nIn the forests of the night;\n" * 60
 
 
 @pytest.fixture
-def one_thread():
-    """Tiny matmuls on a busy CPU: one thread is fastest (put back afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
 def poem(tmp_path):
     path = tmp_path / "poem.txt"
     path.write_text(POEM, encoding="utf-8")
