@@ -61,6 +61,14 @@ def test_any_text_file_and_a_missing_one(poem, tmp_path):
         data.load(f"text:{tiny}")
     with pytest.raises(ValueError, match="does not apply"):
         data.load("python-reference", data_dir=tmp_path)
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café au lait ".encode("latin-1") * 100)
+    with pytest.raises(data.CorruptDatasetError, match="not UTF-8 .byte 0xe9 at offset 3"):
+        data.load(f"text:{latin1}")
+    with pytest.raises(ValueError, match="needs the path"):
+        data.load("text:")
+    spaced = data.load(f"TEXT: {poem}", train_size=1, test_size=1)     # any case, stripped
+    assert spaced.name == f"text:{poem}"
 
 
 def test_gpt_spec_builds_a_causal_decoder_with_a_tap_per_block():
@@ -114,3 +122,20 @@ def test_an_unknown_text_file_on_the_command_line_is_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and str(missing) in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "gpt:1x16:h2", "--data", "digits"], "gpt reads windows of token ids"),
+    (["--model", "mlp:1x16:tanh"], "use --model gpt"),
+    (["--model", "gpt:1x16:h2", "--task", "autoencoder"], "next-character prediction"),
+    (["--model", "gpt:1x16:h2", "--loss", "bce"], "--task classify with --loss ce"),
+    (["--model", "gpt:1x16:h2", "--adversarial", "0.1"], "--adversarial perturbs float"),
+    (["--model", "gpt:1x16:h2", "--inject-at", "activation"], "--inject-at does not apply"),
+    (["--model", "gpt:1x16:h2", "--init", "zero"], "--init zero does not apply"),
+])
+def test_text_runs_refuse_what_does_not_apply_in_one_line(flags, message, poem, tmp_path,
+                                                          capsys):
+    code = main(["train", "--rule", "dfa", "--data", f"text:{poem}", *flags, "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err

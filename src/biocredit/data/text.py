@@ -3,7 +3,7 @@
 ``python-reference`` is the Python Language Reference as CPython ships it
 (``pydoc_data.topics``, the pages ``help("if")`` shows: about 465,000 characters, 103
 distinct); every CPython has it, nothing is downloaded. ``text:PATH`` reads any UTF-8 text
-file (undecodable bytes become U+FFFD). The characters of the whole text, sorted, are the
+file (a file that is not UTF-8 is an error naming the first bad byte). The characters of the whole text, sorted, are the
 vocabulary (``Dataset.num_classes`` of them; ``Dataset.chars``); the first 90% of the text
 trains, the last 10% is the test split (the held-out text ``examples/char_lm.py`` calls
 validation). Each split is cut into consecutive non-overlapping windows of :data:`CONTEXT`
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .dataset import Dataset, split_validation, validation_count
-from .errors import DatasetNotFoundError
+from .errors import CorruptDatasetError, DatasetNotFoundError
 
 PYTHON_REFERENCE = "python-reference"
 TEXT_PREFIX = "text:"
@@ -29,7 +29,13 @@ HELD_OUT = 0.1          # the last tenth of the text: the test split
 def is_text(name: str) -> bool:
     """Whether ``name`` names a text data set (``python-reference``, ``text:PATH``)."""
     name = str(name).strip()
-    return name.lower().replace("_", "-") == PYTHON_REFERENCE or name.startswith(TEXT_PREFIX)
+    return name.lower().replace("_", "-") == PYTHON_REFERENCE or text_path(name) is not None
+
+
+def text_path(name: str) -> str | None:
+    """The ``PATH`` of ``text:PATH`` (the prefix in any case, the path stripped), else None."""
+    name = str(name).strip()
+    return name[len(TEXT_PREFIX):].strip() if name.lower().startswith(TEXT_PREFIX) else None
 
 
 def python_reference() -> str:
@@ -41,19 +47,27 @@ def python_reference() -> str:
 def read_text(name: str) -> str:
     """The text ``name`` names; a missing or unreadable file is a one-line
     :class:`DatasetNotFoundError` naming its path."""
-    name = str(name).strip()
-    if not name.startswith(TEXT_PREFIX):
+    given = text_path(name)
+    if given is None:
         return python_reference()
-    path = Path(name[len(TEXT_PREFIX):]).expanduser()
-    if not str(path) or not path.is_file():
+    if not given:
+        raise ValueError(f"{TEXT_PREFIX} needs the path of a UTF-8 text file: {TEXT_PREFIX}PATH")
+    path = Path(given).expanduser()
+    if not path.is_file():
         what = "a folder, not a file" if path.is_dir() else "no such file"
-        raise DatasetNotFoundError(f"text file {path}: {what} (--data text:PATH reads a "
-                                   "UTF-8 text file)", [path.parent])
+        raise DatasetNotFoundError(f"text file {str(path)!r}: {what} (--data text:PATH reads "
+                                   "a UTF-8 text file)", [path.parent])
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        raw = path.read_bytes()
     except OSError as err:
-        raise DatasetNotFoundError(f"text file {path}: cannot be read ({err.strerror})",
-                                   [path.parent]) from None
+        raise DatasetNotFoundError(f"text file {str(path)!r}: cannot be read "
+                                   f"({err.strerror})", [path.parent]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CorruptDatasetError(
+            f"text file {str(path)!r} is not UTF-8 (byte 0x{raw[err.start]:02x} at offset "
+            f"{err.start}); convert it first, e.g. iconv -f latin1 -t utf-8") from None
 
 
 def windows(ids: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,15 +90,17 @@ def load_text(name: str, *, validation: float | int = 0, split_seed: int = 0,
     train_x, train_y = windows(ids[:cut], context)
     test_x, test_y = windows(ids[cut:], context)
     if len(train_x) < 1 or len(test_x) < 1:
+        least = math.ceil((context + 1) / HELD_OUT)
         raise ValueError(f"{name}: {len(text)} characters are too few for windows of "
-                         f"{context} characters in both the first 90% and the last 10%")
+                         f"{context} characters in both the first 90% and the last 10% "
+                         f"(about {least:,} at least)")
     train_x, train_y = train_x[:train_size], train_y[:train_size]
     test_x, test_y = test_x[:test_size], test_y[:test_size]
     val_x = val_y = None
     count = validation_count(validation, len(train_x))
     if count:
         train_x, train_y, val_x, val_y = split_validation(train_x, train_y, count, split_seed)
-    key = PYTHON_REFERENCE if not name.strip().startswith(TEXT_PREFIX) else name.strip()
+    key = PYTHON_REFERENCE if text_path(name) is None else f"{TEXT_PREFIX}{text_path(name)}"
     dataset = Dataset(key, train_x, train_y, test_x, test_y, len(chars), val_x, val_y,
                       chars="".join(chars))
     return dataset.to(device)

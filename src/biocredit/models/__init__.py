@@ -60,6 +60,9 @@ def create(spec: str, input_shape: Sequence[int], num_classes: int, **options) -
                          f"{', '.join(available())} (e.g. mlp:2x800:tanh)")
     if family not in ("mlp", "gpt") and options.get("dropout_hidden"):
         raise ValueError(f"{family} places its own dropout; `dropout_hidden` is for MLPs")
+    if family == "gpt" and inject_at is not None:
+        raise ValueError("gpt's taps end its blocks; `inject_at` does not apply to it (`taps` "
+                         "chooses the blocks)")
     net = _FAMILIES[family](args, tuple(input_shape), num_classes, **options)
     net.spec = spec
     if inject_at is not None:
@@ -71,8 +74,9 @@ def check_taps(spec: str, taps: Sequence[str]) -> None:
     """``taps`` place direct rules' taps in a user's model; in a built-in model they choose
     which of its own taps drive the rule (the others pass their input through)."""
     if taps and not is_user_spec(spec):
+        shape = (16,) if spec.split(":")[0] == "gpt" else (1, 28, 28)   # token ids / images
         with torch.device("meta"):
-            select_taps(create(spec, (1, 28, 28), 10), taps)
+            select_taps(create(spec, shape, 10), taps)
 
 
 def convert_taps(net: nn.Module, spec: str, taps: Sequence[str]) -> list[str] | None:

@@ -115,9 +115,15 @@ def build_gpt(args: Sequence[str], input_shape: Sequence[int], num_classes: int,
     """The model for token windows of ``input_shape[-1]`` positions and a vocabulary of
     ``num_classes`` characters (the built-in models' ``init`` and dropout do not apply)."""
     layers, width, heads = parse(args)
-    if init != "uniform" or dropout_input or dropout_hidden or options:
-        given = {"init": init, "dropout_input": dropout_input,
-                 "dropout_hidden": dropout_hidden, **options}
-        raise ValueError("gpt is initialised as PyTorch does and has no dropout; it takes "
-                         f"none of {', '.join(f'{k}={v}' for k, v in given.items())}")
-    return CharGPT(num_classes, int(input_shape[-1]), width, heads, layers)
+    given = {"init": init, "dropout_input": dropout_input, "dropout_hidden": dropout_hidden,
+             **options}
+    defaults = {"init": "uniform", "dropout_input": 0.0, "dropout_hidden": 0.0}
+    foreign = [f"`{k}={v}`" for k, v in given.items() if k not in defaults or v != defaults[k]]
+    if foreign:
+        raise ValueError("gpt is initialised as PyTorch does and has no dropout: "
+                         f"{', '.join(foreign)} does not apply to it")
+    if len(input_shape) != 1:
+        raise ValueError(f"gpt reads windows of token ids, inputs of shape (T,); got "
+                         f"{tuple(input_shape)}: give it text (`data` python-reference or "
+                         "text:PATH)")
+    return CharGPT(num_classes, int(input_shape[0]), width, heads, layers)

@@ -225,7 +225,8 @@ class RunConfig:
                                  f"got task {self.task!r} with loss {self.loss!r}")
         if not datasets.known(self.data):
             raise ValueError(f"unknown dataset {self.data!r}; available datasets: "
-                             f"{', '.join(datasets.available())}")
+                             f"{', '.join(datasets.available())}, or text:PATH (a UTF-8 "
+                             "file)")
         for f in dataclasses.fields(self):
             valid = f.metadata.get("valid")
             if valid is not None and not valid[0](getattr(self, f.name)):

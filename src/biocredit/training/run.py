@@ -40,12 +40,29 @@ from .resume import (ResumeState, completed_summary, received_from_writer, resto
 
 
 def check_task(config: RunConfig, dataset: datasets.Dataset) -> None:
-    """Teacher data sets (float targets) go with the regress task, and only they."""
+    """Teacher data sets (float targets) go with the regress task, and only they; text (token
+    ids) with next-token prediction by ``gpt`` or a model of the user's."""
+    if dataset.sequence:
+        check_text_run(config)
     if dataset.regression != (config.task == "regress"):
         raise ValueError(f"data set {config.data!r} has " + (
             "regression targets: use `task=regress`" if dataset.regression else
             "class labels; the regress task needs a teacher data set (linear-teacher, "
             "nonlinear-teacher, amit-linear)"))
+
+
+def check_text_run(config: RunConfig) -> None:
+    """A text data set is windows of token ids: a model that embeds them, the classify task
+    with the ``ce`` loss (next-token prediction), no adversarial inputs."""
+    text = f"data set {config.data!r} is text (windows of character ids)"
+    if not models.is_user_spec(config.model) and config.model.split(":")[0] != "gpt":
+        raise ValueError(f"{text}: use `model=gpt` (e.g. gpt:2x64:h4) or a model of your own; "
+                         f"{config.model} reads images")
+    if config.task != "classify" or config.loss != "ce":
+        raise ValueError(f"{text}: it trains next-character prediction, `task=classify` with "
+                         f"`loss=ce`; got task {config.task!r} with loss {config.loss!r}")
+    if config.adversarial:
+        raise ValueError(f"{text}: `adversarial` perturbs float inputs; ids have none")
 
 
 def targets(config: RunConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -180,7 +180,7 @@ def models_table() -> str:
              "returns an nn.Module (direct rules: biocredit.Tap() in it, or --taps)",
              f"{'model':<24} {'params (1x28x28)':>17} {'params (3x32x32)':>17}"]
     for name in models.available():
-        if name != "mlp":
+        if name not in ("mlp", "gpt"):          # (gpt reads token windows, not images)
             counts = [f"{models.parameter_count(name, shape, 10):,}"
                       for shape in ((1, 28, 28), (3, 32, 32))]
             lines.append(f"{name:<24} {counts[0]:>17} {counts[1]:>17}")
