@@ -139,3 +139,16 @@ def test_text_runs_refuse_what_does_not_apply_in_one_line(flags, message, poem, 
                  "--out", str(tmp_path / "run"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_language_model_report_gives_loss_and_bits_per_character(poem, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--rules", "bp,dfa", "--model", "gpt:1x16:h2", "--data",
+                 f"text:{poem}", "--epochs", "1", "--train-size", "8", "--test-size", "4",
+                 "--tsne-size", "0", "--quiet", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "mispredicted next characters" in report
+    header = next(line for line in report.splitlines() if line.startswith("| run |"))
+    assert header.rstrip(" |").endswith("test loss | bits per character")
+    summary = json.loads((out / "dfa" / "summary.json").read_text())
+    assert f"{summary['test_bpc']:.4f} |" in report

@@ -123,6 +123,7 @@ def _write_report(records, run_dirs, out: Path, stage: Path, *, tsne_size, seed,
     if any(autoencoders) and not all(autoencoders):
         notes.append("Some runs are autoencoders: their errors are mean squared errors per "
                      "pixel, shown ×100 beside the others' percentages.")
+    text = bool(records) and all(r.summary.get("test_bpc") is not None for r in records)
     sections = _curve_sections(records, stage, scale, unit)
     if comparison is None and len(run_dirs) == 1:
         comparison = _seed_comparison(Path(run_dirs[0]))
@@ -147,16 +148,14 @@ def _write_report(records, run_dirs, out: Path, stage: Path, *, tsne_size, seed,
         title=title or _default_title(records),
         intro=[f"{len(records)} run{'s' if len(records) != 1 else ''}: "
                + ", ".join(f"{r.label} ({r.folder})" for r in records) + ".",
-               ("Errors are percentages of misclassified examples. " if scale == 100.0 else
-                "Errors are normalized squared errors. " if regression else
-                "Errors are mean squared reconstruction errors per pixel. ")
-               + "Angles compare each rule's "
+               _errors_sentence(text, scale, regression) + "Angles compare each rule's "
                "weight update with back-propagation's on a fixed probe batch of training "
                "examples, with the same weights."],
         table_header=["run", "rule", "model", "data", "epochs", f"test error ({unit})",
                       f"train error ({unit})", "time (s)", "mean angle to BP (°)",
-                      "angle per hidden layer (°)"],
-        table_rows=[_table_row(r, scale) for r in records],
+                      "angle per hidden layer (°)"]
+        + (["test loss", "bits per character"] if text else []),
+        table_rows=[_table_row(r, scale) + (_text_cells(r) if text else []) for r in records],
         sections=sections, notes=notes)
     write_text(stage / "report.html", render_html(content, [rule_color(r.rule) for r in records]))
     made = [image for s in sections for image in s.images if image.parent == stage]
@@ -170,6 +169,22 @@ def _write_report(records, run_dirs, out: Path, stage: Path, *, tsne_size, seed,
     figures = [image for s in sections for image in s.images]
     table = markdown_table([content.table_header, *content.table_rows])
     return ReportFiles(markdown, html, figures, table)
+
+
+def _errors_sentence(text: bool, scale: float, regression: bool) -> str:
+    """What the report's errors are."""
+    if text:
+        return ("Errors are percentages of mispredicted next characters; test loss is in nats "
+                "per character. ")
+    if scale == 100.0:
+        return "Errors are percentages of misclassified examples. "
+    return ("Errors are normalized squared errors. " if regression else
+            "Errors are mean squared reconstruction errors per pixel. ")
+
+
+def _text_cells(record) -> list[str]:
+    """A language model's test loss (nats per character) and bits per character."""
+    return [f"{record.summary['test_loss']:.4f}", f"{record.summary['test_bpc']:.4f}"]
 
 
 def _seed_comparison(folder: Path) -> dict | None:
