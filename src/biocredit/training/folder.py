@@ -88,8 +88,9 @@ def prepare(folder: Path, *, overwrite: bool = False, resume: bool = False) -> N
     if resume or not holds_run(folder):
         return
     if not overwrite:
-        raise RunFolderError(f"{folder} holds another run; pass `overwrite=True` to replace "
-                             "it, `resume=True` to continue it, or choose another `out_dir`")
+        raise RunFolderError(f"{folder} holds {what_run(folder)}; pass `overwrite=True` to "
+                             "replace it, `resume=True` to continue it, or choose another "
+                             "`out_dir`")
     for entry in folder.iterdir():        # biocredit's own files only, never a user's
         if entry.name == LOCK or not is_ours(entry):
             continue
@@ -217,6 +218,17 @@ def read_file(folder: str | os.PathLike, name: str) -> Any:
         raise ValueError(f"{name} is not a run folder's file")
     path = Path(folder) / name
     return read_jsonl(path) if name.endswith(".jsonl") else read_json(path, dict)
+
+
+def what_run(folder: Path) -> str:
+    """The run in ``folder`` in a few words: stopped after how many epochs, or finished."""
+    summary = read_file_or_none(folder, SUMMARY)
+    if not isinstance(summary, dict) or summary.get("epochs") is None:
+        return "a run"
+    done, total = epochs_recorded(folder), summary["epochs"]
+    if summary.get("status") == "completed":
+        return f"a finished run ({done} of {total} epochs)"
+    return f"a run stopped after {done} of {total} epochs"
 
 
 def read_file_or_none(folder: str | os.PathLike, name: str) -> Any:
