@@ -114,6 +114,7 @@ def test_a_new_run_refuses_a_folder_holding_another(tmp_path, capsys):
     assert main(["train", *SMALL, "--epochs", "1", "--lr", "0.1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--overwrite" in err and "--resume" in err
+    assert "holds a finished run (1 of 1 epochs)" in err
     assert (out / "config.json").read_text() == before            # nothing touched
     (out / "steps.jsonl").write_text("{}\n")                      # a file of the old run
     assert main(["train", *SMALL, "--epochs", "1", "--lr", "0.1", "--out", str(out),
