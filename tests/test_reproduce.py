@@ -140,6 +140,18 @@ def test_dry_run_prints_each_setting_with_its_source(capsys):
     assert "--data mnist" in out and "--lr 0.016 --batch-size 16" in out
 
 
+def test_dry_run_shows_each_flag_once_at_the_value_it_takes(capsys):
+    """A budget's flags come after the preset's and replace them (argparse keeps the last):
+    the dry run prints the command as it acts."""
+    assert main(["reproduce", "launay-char-lm", "--budget", "smoke", "--dry-run"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines()
+                if l.startswith("biocredit compare"))
+    flags = [token for token in line.split() if token.startswith("--")]
+    assert len(flags) == len(set(flags)), line
+    assert "--model gpt:1x16:h2" in line and "gpt:2x64:h4" not in line
+    assert "--epochs 1 " in line and "--seeds 1 " in line
+
+
 def test_a_paper_budget_run_without_its_data_stops_with_the_way_to_get_it(
         tmp_path, capsys, monkeypatch):
     import biocredit.data.download as download

@@ -59,13 +59,30 @@ def describe(preset: Preset, budget: str, folder: Path, extra: Sequence[str]) ->
     lines = [f"## {preset.name}: {preset.description}", ""]
     if preset.settings:
         lines += [markdown_table(settings_rows(preset)), ""]
-    lines += [f"Commands at the {budget} budget:", "", "```"]
-    lines += ["biocredit " + " ".join(argv) for argv in commands(preset, budget, folder, extra)]
+    lines += [f"Commands at the {budget} budget (each flag once, at the value it takes):",
+              "", "```"]
+    lines += ["biocredit " + " ".join(effective(argv))
+              for argv in commands(preset, budget, folder, extra)]
     lines += ["```", ""]
     lines += [f"- claim: `{c.statement}` — “{c.quote}” ({c.source})" for c in preset.claims]
     if preset.cost:
         lines.append(f"- cost at the paper budget: {preset.cost}")
     return "\n".join(lines) + "\n"
+
+
+def effective(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each repeated ``--flag`` (and its value) kept only where it last occurs,
+    the occurrence argparse uses: a budget's or the user's flags replace the preset's."""
+    items: list[list[str]] = []
+    for token in argv:
+        if token.startswith("--") or not items or not items[-1][0].startswith("--") \
+                or len(items[-1]) > 1:
+            items.append([token])
+        else:
+            items[-1].append(token)          # the flag's value
+    last = {item[0]: i for i, item in enumerate(items) if item[0].startswith("--")}
+    return [token for i, item in enumerate(items)
+            if not item[0].startswith("--") or last[item[0]] == i for token in item]
 
 
 Say = Callable[[str], None]     # shows a line (the command line: prints it)

@@ -50,5 +50,5 @@ PRESETS = [
            smoke=("--model", "gpt:1x16:h2", "--train-size", "32", "--test-size", "16",
                   "--probe-size", "8"),
            figures=("errors.png",), extension=True,
-           cost=cost(9, 10, 10, 1, "an epoch is 184 steps of 32 windows of 64 characters")),
+           cost=cost(9, 10, 8, 1, "an epoch is 184 steps of 32 windows of 64 characters")),
 ]
