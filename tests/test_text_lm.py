@@ -152,3 +152,4 @@ def test_a_language_model_report_gives_loss_and_bits_per_character(poem, tmp_pat
     assert header.rstrip(" |").endswith("test loss | bits per character")
     summary = json.loads((out / "dfa" / "summary.json").read_text())
     assert f"{summary['test_bpc']:.4f} |" in report
+    assert report.count("no t-SNE or receptive fields for gpt:1x16:h2") == 1   # not per run

@@ -352,9 +352,10 @@ def _network_sections(records: list[RunRecord], out: Path, notes: list[str], *,
                          f"rebuilt ({err})")
             continue
         if not len(getattr(net, "blocks", ())) or not hasattr(net, "features"):
-            notes.append(f"{r.label}: no t-SNE or receptive fields for {config.model} (they "
-                         "read the layered built-in models' blocks; a model of your own or "
-                         "gpt has none)")
+            note = (f"no t-SNE or receptive fields for {config.model} (they read the layered "
+                    "built-in models' blocks; a model of your own or gpt has none)")
+            if note not in notes:                   # once per model, not once per run
+                notes.append(note)
             continue
         if tsne_size > 0:
             idx = subsample(len(dataset.test_x), tsne_size, seed)
