@@ -179,3 +179,14 @@ def test_a_compiled_optimizer_step_takes_the_eager_steps(can_compile):
         torch.testing.assert_close(compiled[key], value, rtol=1e-5, atol=1e-6, msg=key)
     moved = [key for key, value in eager.items() if not torch.equal(value, initial[key])]
     assert any(key.endswith(".feedback") for key in moved)     # KP's B took the steps
+
+
+def test_compiling_the_step_drops_only_dynamos_profiler_note(caplog):
+    import logging
+    from biocredit.optimizers import compile_step
+    compile_step(torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1))
+    log = logging.getLogger("torch._dynamo.variables.ctx_manager")
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        log.warning("Profiler record function %s will be ignored", "record_function")
+        log.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
