@@ -190,3 +190,23 @@ def test_compiling_the_step_drops_only_dynamos_profiler_note(caplog):
         log.warning("Profiler record function %s will be ignored", "record_function")
         log.warning("something else")
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+def test_a_scheduler_wraps_a_compiled_step_and_forward_ad_runs_through_a_compiled_model(
+        can_compile):
+    import torch.autograd.forward_ad as fwAD
+    from biocredit.optimizers import compile_step
+    net = biocredit.convert(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(),
+                                                torch.nn.Linear(3, 2)), "fa")
+    opt = compile_step(torch.optim.SGD(net.parameters(), lr=0.1))
+    schedule = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    net(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    schedule.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    x, t = torch.randn(5, 4), torch.ones(5, 4)         # forward mode needs the eager jvp
+    with fwAD.dual_level():
+        eager = fwAD.unpack_dual(net(fwAD.make_dual(x, t))).tangent
+    with fwAD.dual_level():
+        compiled = fwAD.unpack_dual(torch.compile(net)(fwAD.make_dual(x, t))).tangent
+    torch.testing.assert_close(compiled, eager)

@@ -67,6 +67,9 @@ def test_any_text_file_and_a_missing_one(poem, tmp_path):
         data.load(f"text:{latin1}")
     with pytest.raises(ValueError, match="needs the path"):
         data.load("text:")
+    marked = tmp_path / "bom.txt"
+    marked.write_bytes(b"\xef\xbb\xbf" + POEM.encode("utf-8"))
+    assert data.load(f"text:{marked}").chars == "".join(sorted(set(POEM)))   # BOM dropped
     spaced = data.load(f"TEXT: {poem}", train_size=1, test_size=1)     # any case, stripped
     assert spaced.name == f"text:{poem}"
 

@@ -63,7 +63,7 @@ def read_text(name: str) -> str:
         raise DatasetNotFoundError(f"text file {str(path)!r}: cannot be read "
                                    f"({err.strerror})", [path.parent]) from None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")           # (a byte-order mark is not text)
     except UnicodeDecodeError as err:
         raise CorruptDatasetError(
             f"text file {str(path)!r} is not UTF-8 (byte 0x{raw[err.start]:02x} at offset "

@@ -55,7 +55,7 @@ class TraceableConvFeedback(torch.autograd.Function):
 
 
 class ConvFeedbackFunction(TraceableConvFeedback):
-    """:class:`TraceableConvFeedback` with forward mode (``torch.func.jvp``), run eagerly."""
+    """:class:`TraceableConvFeedback` with forward-mode AD (``torch.autograd.forward_ad``), run eagerly."""
 
     @staticmethod
     def forward(ctx, input, weight, bias, feedback, stride, padding, dilation, groups):

@@ -11,6 +11,11 @@ _functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 _compiling = torch.compiler.is_compiling
 
 
+def _dual_level_open() -> bool:
+    """Whether forward-mode AD is on (a ``torch.autograd.forward_ad.dual_level`` is open)."""
+    return torch.autograd.forward_ad._current_level >= 0
+
+
 def fast_apply(function: type[torch.autograd.Function],
                traceable: type[torch.autograd.Function], *args):
     """``function.apply(*args)``, straight to autograd's C++ ``apply`` where that is the same;
@@ -21,10 +26,11 @@ def fast_apply(function: type[torch.autograd.Function],
     Function without ``setup_context`` on plain tensors it changes nothing; it still runs
     under functorch transforms and for a functorch-wrapped input (the first argument).
     ``traceable`` is the same Function without its custom ``jvp`` (forward mode), which
-    Dynamo cannot trace: with it every layer would be a graph break.
+    Dynamo cannot trace: with it every layer would be a graph break (taken only when
+    forward-mode AD is on, which needs the ``jvp``).
     """
-    if _compiling():
-        return traceable.apply(*args)
+    if _compiling():            # (forward-mode AD needs the jvp: Dynamo then runs it eagerly)
+        return (function if _dual_level_open() else traceable).apply(*args)
     if _functorch_active() or _functorch_wrapped(args[0]):
         return function.apply(*args)
     return _C_APPLY.__get__(None, function)(*args)

@@ -52,7 +52,7 @@ class TraceableLinearFeedback(torch.autograd.Function):
 
 
 class LinearFeedbackFunction(TraceableLinearFeedback):
-    """:class:`TraceableLinearFeedback` with forward mode (``torch.func.jvp``), run eagerly;
+    """:class:`TraceableLinearFeedback` with forward-mode AD (``torch.autograd.forward_ad``), run eagerly;
     under ``torch.compile`` :func:`~.feedback_layer.fast_apply` takes the traceable one."""
 
     @staticmethod
