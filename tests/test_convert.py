@@ -660,3 +660,22 @@ def test_a_learned_feedback_rule_with_every_layer_excluded_trains_as_bp(rule):
     net.load_state_dict(net.state_dict())
     for key in expected:
         torch.testing.assert_close(got[key], expected[key]), key
+
+
+@pytest.mark.parametrize("rule", ["fa", "usf", "kp"])
+def test_torch_func_grad_through_a_converted_model_is_its_backward(rule):
+    """torch.func's transforms take the feedback layers (their Functions define
+    ``setup_context``): ``grad`` of a functional call equals ``loss.backward()``."""
+    from torch.func import functional_call, grad
+    torch.manual_seed(0)
+    net = biocredit.convert(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Flatten(),
+                                          nn.Linear(4 * 6 * 6, 3)), rule)
+    x, y = torch.randn(5, 1, 8, 8), torch.randint(0, 3, (5,))
+    buffers = dict(net.named_buffers())
+
+    def loss(params):
+        return nn.functional.cross_entropy(functional_call(net, (params, buffers), (x,)), y)
+    functional = grad(loss)({k: v.detach() for k, v in net.named_parameters()})
+    loss(dict(net.named_parameters())).backward()
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(functional[name], p.grad, rtol=0, atol=0, msg=name)

@@ -31,12 +31,16 @@ class TraceableConvFeedback(torch.autograd.Function):
     :class:`~.feedback_linear.TraceableLinearFeedback`)."""
 
     @staticmethod
-    def forward(ctx, input, weight, bias, feedback, stride, padding, dilation, groups):
+    def forward(input, weight, bias, feedback, stride, padding, dilation, groups):
+        conv = _CONVOLUTIONS[weight.dim() - 2]
+        return conv(input, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, _, bias, feedback, stride, padding, dilation, groups = inputs
         ctx.save_for_backward(input, feedback)
         ctx.conv = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
-        conv = _CONVOLUTIONS[weight.dim() - 2]
-        return conv(input, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -55,13 +59,14 @@ class TraceableConvFeedback(torch.autograd.Function):
 
 
 class ConvFeedbackFunction(TraceableConvFeedback):
-    """:class:`TraceableConvFeedback` with forward-mode AD (``torch.autograd.forward_ad``), run eagerly."""
+    """:class:`TraceableConvFeedback` with forward-mode AD (``torch.autograd.forward_ad``,
+    ``torch.func.jvp``), run eagerly."""
 
     @staticmethod
-    def forward(ctx, input, weight, bias, feedback, stride, padding, dilation, groups):
+    def setup_context(ctx, inputs, output):
+        input, weight = inputs[:2]
         ctx.save_for_forward(input, weight)
-        return TraceableConvFeedback.forward(ctx, input, weight, bias, feedback, stride,
-                                             padding, dilation, groups)
+        TraceableConvFeedback.setup_context(ctx, inputs, output)
 
     @staticmethod
     def jvp(ctx, input_t, weight_t, bias_t, feedback_t, *_):

@@ -22,11 +22,15 @@ class TraceableLinearFeedback(torch.autograd.Function):
     run every such layer eagerly, a graph break each)."""
 
     @staticmethod
-    def forward(ctx, input, weight, bias, feedback):
-        # (ctx in forward, not setup_context: Function.apply binds a setup_context
-        # Function's arguments through inspect.signature, ~0.1 ms a call)
-        ctx.save_for_backward(input, feedback)
+    def forward(input, weight, bias, feedback):
         return F.linear(input, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        # (a separate setup_context, as torch.func's transforms require; fast_apply skips
+        # the argument binding Function.apply does for it, ~0.1 ms a call)
+        input, _, _, feedback = inputs
+        ctx.save_for_backward(input, feedback)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -52,13 +56,15 @@ class TraceableLinearFeedback(torch.autograd.Function):
 
 
 class LinearFeedbackFunction(TraceableLinearFeedback):
-    """:class:`TraceableLinearFeedback` with forward-mode AD (``torch.autograd.forward_ad``), run eagerly;
-    under ``torch.compile`` :func:`~.feedback_layer.fast_apply` takes the traceable one."""
+    """:class:`TraceableLinearFeedback` with forward-mode AD (``torch.autograd.forward_ad``,
+    ``torch.func.jvp``), run eagerly; under ``torch.compile``
+    :func:`~.feedback_layer.fast_apply` takes the traceable one."""
 
     @staticmethod
-    def forward(ctx, input, weight, bias, feedback):
+    def setup_context(ctx, inputs, output):
+        input, weight, _, _ = inputs
         ctx.save_for_forward(input, weight)
-        return TraceableLinearFeedback.forward(ctx, input, weight, bias, feedback)
+        TraceableLinearFeedback.setup_context(ctx, inputs, output)
 
     @staticmethod
     def jvp(ctx, input_t, weight_t, bias_t, feedback_t):
