@@ -28,7 +28,7 @@ def compile_step(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """``optimizer`` with its ``step`` ``torch.compile``'d: the update of every parameter as
     generated loops instead of a chain of ``_foreach_`` passes (``--compile``'s optimizer
     half: with Adam, a BP step of mlp:4x800:tanh at batch 128 fell from 40.9 to 34.1 ms on a
-    2-core AMD EPYC, the model compiled in both)."""
+    2-core AMD EPYC shared with a background job, the model compiled in both)."""
     logging.getLogger(_DYNAMO_CONTEXTS).addFilter(_without_profiler_note)
     # bound as a method again, so a learning-rate scheduler can wrap it (`step.__func__`)
     optimizer.step = types.MethodType(torch.compile(optimizer.step.__func__), optimizer)

@@ -44,7 +44,8 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 FUSED_RULES = ("kp", "urfb", "usf", "frsf", "brsf")
 # the ones --compile fuses unless told: brSF's in-kernel draw was slower than eager's
-# uniform_ on a 2-core AMD EPYC (bench mlp:4x800:tanh: 1.65x the floor fused, 1.44x eager)
+# uniform_ on a 2-core AMD EPYC (bench mlp:4x800:tanh, one run on shared cores: 1.65x the
+# floor fused, 1.44x eager)
 FUSED_BY_COMPILE = ("kp", "urfb", "usf", "frsf")
 
 
