@@ -15,13 +15,20 @@ from biocredit.cli import main
 SHAPES = {"mlp:2x64:tanh": (1, 8, 8), "lenet": (1, 28, 28)}
 
 
-def gradients(net, rule, x, y, amp: bool) -> dict[str, torch.Tensor]:
-    net.zero_grad(set_to_none=True)
+def tensors(net, buffers: bool = False) -> dict[str, torch.Tensor]:
+    """``net``'s parameters (and with ``buffers`` its buffers: DKP's feedback gets a
+    gradient) by name."""
+    return {**(dict(net.named_buffers()) if buffers else {}), **dict(net.named_parameters())}
+
+
+def gradients(net, rule, x, y, amp: bool, buffers: bool = False) -> dict[str, torch.Tensor]:
+    for t in tensors(net, buffers).values():
+        t.grad = None
     biocredit.set_targets(net, y)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         loss = torch.nn.functional.cross_entropy(net(x), y)
     loss.backward()
-    return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    return {n: t.grad.clone() for n, t in tensors(net, buffers).items() if t.grad is not None}
 
 
 @pytest.mark.parametrize("name, spec", [   # (the general rule is defined for MLPs only)
@@ -70,23 +77,27 @@ def test_bench_with_amp_reports_positive_ratios(tmp_path, capsys):
 @pytest.mark.parametrize("spec", ["mlp:2x64:tanh", "lenet"])
 def test_compiled_models_are_one_graph_with_eagers_gradients(can_compile, spec):
     """``fullgraph=True``: the feedback layers' Functions are traced, not a graph break each
-    (a custom ``jvp`` would make Dynamo run them eagerly)."""
+    (a custom ``jvp`` would make Dynamo run them eagerly), and DKP's feedback gradient
+    ``e hᵀ`` leaves the traced backward through autograd (it broke the graph when the
+    backward set ``.grad`` itself)."""
     shape = SHAPES[spec]
     x, y = torch.randn(16, *shape), torch.randint(0, 10, (16,))
-    for name in ("bp", "fa", "usf", "dfa") if spec.startswith("mlp") else ("fa",):
+    for name in ("bp", "fa", "usf", "dfa", "dkp") if spec.startswith("mlp") else ("fa",):
         torch.manual_seed(0)
         rule = rules.create(name)
         net = biocredit.convert(models.create(spec, shape, 10), rule,
                                 generator=torch.Generator().manual_seed(1),
                                 example_input=x[:1])
-        eager = gradients(net, rule, x, y, amp=False)
+        eager = gradients(net, rule, x, y, amp=False, buffers=True)
+        assert ("direct_feedback" in eager) == (name == "dkp")
         compiled = torch.compile(net, fullgraph=True)
         for _ in range(2):              # the second call runs the cached graph
-            net.zero_grad(set_to_none=True)
+            for t in tensors(net, buffers=True).values():
+                t.grad = None
             biocredit.set_targets(net, y)
             torch.nn.functional.cross_entropy(compiled(x), y).backward()
             for key, g in eager.items():
-                torch.testing.assert_close(dict(net.named_parameters())[key].grad, g,
+                torch.testing.assert_close(tensors(net, buffers=True)[key].grad, g,
                                            rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
 
 

@@ -137,6 +137,25 @@ def test_dkp_feedback_gradient_is_e_h_transpose():
     assert net.direct_feedback.grad is None
 
 
+def test_dkp_feedback_gradient_comes_from_loss_backward_only():
+    """``e hᵀ`` reaches ``direct_feedback.grad`` through autograd: ``torch.autograd.grad``
+    of the input (an adversarial example's gradient) adds nothing to it, two
+    ``backward()`` calls add up, and the buffer itself never requires grad."""
+    net = biocredit.convert(make("mlp:6,5:tanh"), R.create("dkp"))
+    x, y = data()
+    x.requires_grad_()
+    biocredit.set_targets(net, y)
+    torch.autograd.grad(L.create("ce")(net(x), y), x)
+    assert net.direct_feedback.grad is None
+    for _ in range(2):
+        biocredit.set_targets(net, y)
+        L.create("ce")(net(x.detach()), y).backward()
+        if _ == 0:
+            once = net.direct_feedback.grad.clone()
+    torch.testing.assert_close(net.direct_feedback.grad, 2 * once, rtol=1e-12, atol=0)
+    assert not net.direct_feedback.requires_grad and net.direct_feedback.is_leaf
+
+
 def test_dkp_feedback_learning_rate_decays_each_epoch():
     """The trainer calls after_epoch once per epoch; DKP multiplies B's learning rate by
     feedback_lr_decay there (a step schedule) and leaves the forward optimizer alone."""

@@ -62,12 +62,15 @@ class TapRecord:
 
 class JoinFunction(torch.autograd.Function):
     """Identity on the model output; its backward turns ``e`` into every tap's signal (and
-    hands the rule the output itself, with its graph, if it ``needs_output``)."""
+    hands the rule the output itself, with its graph, if it ``needs_output``). The inputs
+    after the ``points`` (``learned`` of them) are the rule's learned feedback, whose
+    gradients the backward returns to autograd."""
 
     @staticmethod
-    def forward(ctx, output, engine, records, *points):
+    def forward(ctx, output, engine, records, learned, *points):
         ctx.engine, ctx.records, ctx.target = engine, records, engine.target
         ctx.output = output if engine.rule.needs_output else None
+        ctx.learned = learned
         return output.clone()
 
     @staticmethod
@@ -75,8 +78,11 @@ class JoinFunction(torch.autograd.Function):
         engine, records = ctx.engine, ctx.records
         extra = {} if ctx.output is None else {"output": ctx.output}
         ctx.records = ctx.output = None
+        learned = ()
+        if ctx.learned:
+            learned = engine.rule.feedback_gradients(engine.root, error, records)
         signals = engine.rule.hidden_signals(engine.root, error, records, ctx.target, **extra)
-        return (error, None, None, *signals)
+        return (error, None, None, None, *signals, *learned)
 
 
 class DirectEngine:
@@ -243,7 +249,9 @@ class DirectEngine:
         self.materialise(records, output)
         if self.rule.local_input_grad:
             self._input_grad = tuple(self.rule.input_grad_needed(records))   # the next forward's
-        joined = JoinFunction.apply(output, self, records, *self.rule.injection_points(records))
+        learned = self.rule.learned_feedback(self.root)
+        joined = JoinFunction.apply(output, self, records, len(learned),
+                                    *self.rule.injection_points(records), *learned)
         return joined.squeeze(1) if column else joined
 
     def check_output_layer(self, output: torch.Tensor) -> None:

@@ -72,6 +72,18 @@ class DirectFeedbackRule(FeedbackRule):
         """The tensors that receive :meth:`hidden_signals` (default: the tap points)."""
         return [r.point for r in records]
 
+    def learned_feedback(self, root: nn.Module) -> list[torch.Tensor]:
+        """The feedback tensors that learn from the backward pass (default: none): leaf
+        tensors requiring grad, which :class:`~biocredit.layers.direct.JoinFunction` takes
+        as inputs, so that autograd accumulates :meth:`feedback_gradients` into their
+        ``.grad`` (under ``torch.compile`` inside the traced backward)."""
+        return []
+
+    def feedback_gradients(self, root: nn.Module, error: torch.Tensor,
+                           records: list[TapRecord]) -> list[torch.Tensor]:
+        """The gradient of each of :meth:`learned_feedback` from this backward pass."""
+        return []
+
     def hidden_signals(self, root: nn.Module, error: torch.Tensor,
                        records: list[TapRecord], target) -> list[torch.Tensor]:
         """The gradient to inject at each of :meth:`injection_points`, from the output

@@ -22,7 +22,8 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     (``feedback_optimizer``, ``feedback_lr``, ``feedback_momentum``, ``feedback_decay`` as
     weight decay) in :meth:`after_step`, apart from the forward weights' optimizer, and its
     learning rate is multiplied by ``feedback_lr_decay`` after every epoch (the authors' step
-    schedule uses 0.8). The gradient waits in ``direct_feedback.grad`` until then; under
+    schedule uses 0.8). The gradient reaches ``direct_feedback.grad`` through autograd (see
+    :meth:`learned_feedback`) and waits there until then; under
     ``torch.distributed`` it is first averaged over the ranks, as DDP does for weights. The
     feedback optimizer's state (its moments and current learning rate) is part of the
     model's ``state_dict``, as ``direct_feedback_optimizer.*``, so a checkpoint resumes it.
@@ -54,14 +55,33 @@ class DirectKolenPollack(DirectFeedbackAlignment):
         net.register_state_dict_post_hook(_save_optimizer_state)
         net.register_load_state_dict_pre_hook(_load_optimizer_state)
 
-    def hidden_signals(self, root, error, records, target):
+    def make_direct_state(self, root, shapes, num_outputs, generator, like):
+        """DFA's draw, and the gradient leaf on it (see :meth:`learned_feedback`) made now,
+        so that a compiled forward only looks it up."""
+        super().make_direct_state(root, shapes, num_outputs, generator, like)
+        self.learned_feedback(root)
+
+    def learned_feedback(self, root):
+        """A leaf that shares ``direct_feedback``'s memory and requires grad (the buffer
+        itself never does): autograd accumulates ``Σ e hᵀ`` into the leaf's ``.grad`` and a
+        hook moves it onto ``direct_feedback.grad`` (adding to what waits there), so the
+        gradient leaves the backward through autograd (a traced backward under
+        ``torch.compile``), not by a side effect inside it. Made again when the buffer was
+        replaced (``.to()``, ``load``)."""
+        feedback, runtime = root.direct_feedback, engine_of(root).runtime
+        leaf = runtime.get("feedback_leaf")
+        if leaf is None or runtime.get("feedback_of_leaf") is not feedback:
+            leaf = _gradient_leaf(feedback, runtime)
+        return [leaf]
+
+    def feedback_gradients(self, root, error, records):
+        """``Σ e hᵀ`` over the batch (and positions), all taps in one matmul, masked."""
         feedback, p = root.direct_feedback, positions_of(root)
         h = torch.cat([as_rows(r.point.detach(), p) for r in records], dim=1)
-        grad = (as_rows(error, p).t() @ h.to(error.dtype)).to(feedback.dtype)  # Σ e hᵀ, all taps
+        grad = (as_rows(error, p).t() @ h.to(error.dtype)).to(feedback.dtype)
         if root.direct_feedback_mask is not None:
-            grad.mul_(root.direct_feedback_mask)
-        feedback.grad = grad if feedback.grad is None else feedback.grad + grad
-        return super().hidden_signals(root, error, records, target)
+            grad = grad * root.direct_feedback_mask
+        return [grad]
 
     @torch.no_grad()
     def after_step(self, net):
@@ -76,6 +96,21 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     def after_epoch(self, net):
         for group in feedback_optimizer(net).param_groups:
             group["lr"] *= self.options["feedback_lr_decay"]
+
+
+@torch.compiler.disable
+def _gradient_leaf(feedback: torch.Tensor, runtime: dict) -> torch.Tensor:
+    """A leaf requiring grad on ``feedback``'s memory whose accumulated gradient a hook
+    moves onto ``feedback.grad``; kept in ``runtime`` (made once per buffer, eagerly: the
+    compiled forward traces only the lookup)."""
+    leaf = feedback.detach().requires_grad_()
+
+    def hand_over(tensor):
+        grad, tensor.grad = tensor.grad, None            # the buffer's .grad is the one kept
+        feedback.grad = grad if feedback.grad is None else feedback.grad + grad
+    leaf.register_post_accumulate_grad_hook(hand_over)
+    runtime["feedback_leaf"], runtime["feedback_of_leaf"] = leaf, feedback
+    return leaf
 
 
 def feedback_optimizer(net) -> torch.optim.Optimizer:
