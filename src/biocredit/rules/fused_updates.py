@@ -6,8 +6,8 @@ weight per step (KP: ``B·(1−λ)``, ``+εW``, ``−εW_before``, ``W −= λW_
 ``W_before ← W``; sign symmetry: ``sign(W)`` into ``B``, ``·m``, the mask; brSF draws its
 magnitudes with ``uniform_`` first).
 
-The option ``fused=True`` of ``kp``, ``urfb``, ``usf``, ``frsf`` and ``brsf`` (set for the
-first four by ``--compile``, see :func:`options_for_compile`) runs the same arithmetic as one
+The option ``fused=True`` of ``kp``, ``urfb``, ``usf``, ``frsf`` and ``brsf`` (set for
+all of them by ``--compile``, see :func:`options_for_compile`) runs the same arithmetic as one
 ``torch.compile``'d function over the lists of weights, feedbacks and masks: Inductor makes
 it one loop per layer that reads each tensor once and writes ``B`` (``W`` and ``W_before``)
 once. It is compiled once per model (each model gets its own copy of the function, so
