@@ -679,3 +679,24 @@ def test_torch_func_grad_through_a_converted_model_is_its_backward(rule):
     loss(dict(net.named_parameters())).backward()
     for name, p in net.named_parameters():
         torch.testing.assert_close(functional[name], p.grad, rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.parametrize("rule", ["dfa", "dkp", "general"])
+def test_torch_func_grad_through_a_direct_rule_is_its_backward(rule):
+    """The direct rules' join defines ``setup_context`` too: ``grad`` of a functional call
+    of a model with taps equals ``loss.backward()``'s parameter gradients."""
+    from torch.func import functional_call, grad
+    torch.manual_seed(0)
+    net = biocredit.convert(nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(),
+                                          nn.Linear(12, 10), nn.Tanh(), nn.Linear(10, 3)),
+                            rule, taps=[nn.Tanh], example_input=torch.randn(1, 4, 4))
+    x, y = torch.randn(6, 4, 4), torch.randint(0, 3, (6,))
+    buffers = dict(net.named_buffers())
+
+    def loss(params):
+        biocredit.set_targets(net, y)
+        return nn.functional.cross_entropy(functional_call(net, (params, buffers), (x,)), y)
+    functional = grad(loss)({k: v.detach() for k, v in net.named_parameters()})
+    loss(dict(net.named_parameters())).backward()
+    for name, p in net.named_parameters():
+        torch.testing.assert_close(functional[name], p.grad, rtol=0, atol=0, msg=name)

@@ -67,11 +67,16 @@ class JoinFunction(torch.autograd.Function):
     gradients the backward returns to autograd."""
 
     @staticmethod
-    def forward(ctx, output, engine, records, learned, *points):
+    def forward(output, engine, records, learned, *points):
+        return output.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        # (apart from forward, as torch.func's transforms require)
+        output, engine, records, learned = inputs[:4]
         ctx.engine, ctx.records, ctx.target = engine, records, engine.target
         ctx.output = output if engine.rule.needs_output else None
         ctx.learned = learned
-        return output.clone()
 
     @staticmethod
     def backward(ctx, error):
