@@ -149,6 +149,9 @@ def test_counter_uniform_is_the_documented_hash_eager_and_compiled(can_compile):
     assert torch.equal(fused_updates.counter_uniform(like, keys), expected)
     compiled = torch.compile(fused_updates.counter_uniform, fullgraph=True, dynamic=False)
     assert torch.equal(compiled(like, keys), expected)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):   # (2²⁴ overflows float16)
+        u = fused_updates.counter_uniform(like.to(dtype), keys)
+        assert u.dtype == dtype and torch.equal(u, expected.to(dtype))
 
 
 def test_fused_brsf_draws_uniform_magnitudes_with_the_weights_signs(can_compile):

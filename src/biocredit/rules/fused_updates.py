@@ -101,7 +101,8 @@ def counter_uniform(like: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     x = x ^ _shift_right(x, 15)
     x = x * c2
     x = x ^ _shift_right(x, 16)
-    return _shift_right(x, 8).to(like.dtype) * 2.0 ** -24
+    # (24-bit integers times 2⁻²⁴ are exact in float32; float16 could not hold them)
+    return (_shift_right(x, 8).to(torch.float32) * 2.0 ** -24).to(like.dtype)
 
 
 def _sign_body(feedback, weights, weight_masks, magnitudes, masks, keys):
