@@ -156,6 +156,24 @@ def test_dkp_feedback_gradient_comes_from_loss_backward_only():
     assert not net.direct_feedback.requires_grad and net.direct_feedback.is_leaf
 
 
+def test_a_copied_dkp_model_gets_its_own_feedback_gradient():
+    """A deep copy (an EMA model, a trainer's clone) and an unpickled copy hand ``e hᵀ`` to
+    their own ``direct_feedback``, never to the original's."""
+    import copy
+    import io
+    net = biocredit.convert(make("mlp:6,5:tanh"), R.create("dkp"))
+    x, y = data()
+    L.create("ce")(net(x), y).backward()
+    expected, net.direct_feedback.grad = net.direct_feedback.grad, None
+    saved = io.BytesIO()
+    torch.save(net, saved)
+    saved.seek(0)
+    for twin in (copy.deepcopy(net), torch.load(saved, weights_only=False)):
+        L.create("ce")(twin(x), y).backward()
+        assert net.direct_feedback.grad is None
+        torch.testing.assert_close(twin.direct_feedback.grad, expected, rtol=0, atol=0)
+
+
 def test_dkp_feedback_learning_rate_decays_each_epoch():
     """The trainer calls after_epoch once per epoch; DKP multiplies B's learning rate by
     feedback_lr_decay there (a step schedule) and leaves the forward optimizer alone."""

@@ -67,12 +67,12 @@ class DirectKolenPollack(DirectFeedbackAlignment):
         hook moves it onto ``direct_feedback.grad`` (adding to what waits there), so the
         gradient leaves the backward through autograd (a traced backward under
         ``torch.compile``), not by a side effect inside it. Made again when the buffer was
-        replaced (``.to()``, ``load``)."""
+        replaced (``.to()``) and in a copy of the model (``copy.deepcopy``, pickling)."""
         feedback, runtime = root.direct_feedback, engine_of(root).runtime
-        leaf = runtime.get("feedback_leaf")
-        if leaf is None or runtime.get("feedback_of_leaf") is not feedback:
-            leaf = _gradient_leaf(feedback, runtime)
-        return [leaf]
+        slot = runtime.get("feedback_leaf")
+        if slot is None or slot.feedback is not feedback:
+            slot = _gradient_leaf(feedback, runtime)
+        return [slot.leaf]
 
     def feedback_gradients(self, root, error, records):
         """``Σ e hᵀ`` over the batch (and positions), all taps in one matmul, masked."""
@@ -98,8 +98,21 @@ class DirectKolenPollack(DirectFeedbackAlignment):
             group["lr"] *= self.options["feedback_lr_decay"]
 
 
+class GradientLeaf:
+    """DKP's leaf on the feedback buffer (``leaf``) and the buffer it belongs to
+    (``feedback``); a copy of it is empty, so a copied model makes its own."""
+
+    __slots__ = ("leaf", "feedback")
+
+    def __init__(self, leaf: torch.Tensor | None = None, feedback: torch.Tensor | None = None):
+        self.leaf, self.feedback = leaf, feedback
+
+    def __reduce__(self):
+        return (GradientLeaf, ())
+
+
 @torch.compiler.disable
-def _gradient_leaf(feedback: torch.Tensor, runtime: dict) -> torch.Tensor:
+def _gradient_leaf(feedback: torch.Tensor, runtime: dict) -> GradientLeaf:
     """A leaf requiring grad on ``feedback``'s memory whose accumulated gradient a hook
     moves onto ``feedback.grad``; kept in ``runtime`` (made once per buffer, eagerly: the
     compiled forward traces only the lookup)."""
@@ -109,8 +122,8 @@ def _gradient_leaf(feedback: torch.Tensor, runtime: dict) -> torch.Tensor:
         grad, tensor.grad = tensor.grad, None            # the buffer's .grad is the one kept
         feedback.grad = grad if feedback.grad is None else feedback.grad + grad
     leaf.register_post_accumulate_grad_hook(hand_over)
-    runtime["feedback_leaf"], runtime["feedback_of_leaf"] = leaf, feedback
-    return leaf
+    runtime["feedback_leaf"] = slot = GradientLeaf(leaf, feedback)
+    return slot
 
 
 def feedback_optimizer(net) -> torch.optim.Optimizer:
