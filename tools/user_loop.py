@@ -2,10 +2,10 @@
 
 A plain ``nn.Sequential`` (784-800x4-10, tanh) per rule, converted with
 ``biocredit.convert`` and trained with ``hook_optimizer`` and SGD in the loop a user writes
-(``zero_grad``, forward, cross-entropy, ``backward``, ``step``), the rules taking turns step
-by step; prints each rule's median step time over the plain model's. Compare with
-``biocredit bench --model mlp:4x800:tanh --batch-size 128 --rules ...`` run just before or
-after::
+(``zero_grad``, forward, cross-entropy, ``backward``, ``step``). In the same loop, taking
+turns step by step with them, ``biocredit bench``'s own step for each rule on its built-in
+``mlp:4x800:tanh`` and that model unconverted. Prints each rule's median step time over its
+plain model's, in the user's loop and in bench's, and the difference::
 
     python tools/user_loop.py [--rules fa,usf,kp,dfa,dkp] [--steps 30] [--warmup 10]
 """
@@ -20,6 +20,10 @@ import torch
 from torch import nn
 
 import biocredit
+from biocredit import losses, models
+from biocredit.optimizers import make_optimizer, trainable
+from biocredit.training.bench import created, step_function
+from biocredit.training.run import seeded_generator
 
 
 def sequential() -> nn.Sequential:
@@ -39,25 +43,56 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(args.batch_size, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch_size,))
-    plain = sequential()
-    setups = {"torch": (plain, torch.optim.SGD(plain.parameters(), lr=1e-3))}
-    for rule in args.rules.split(","):
-        net = biocredit.convert(sequential(), rule, example_input=x[:1])
-        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
-        biocredit.hook_optimizer(net, opt)
-        setups[rule] = (net, opt)
-    times: dict[str, list[float]] = {name: [] for name in setups}
+    rules = args.rules.split(",")
+    steps = {("user", name): user_step(name, x) for name in ["torch", *rules]}
+    bench_setups = bench_setups_for(rules, x)
+    bench_step = step_function(bench_setups, x, y, losses.create("ce"), False, False)
+    for name, setup in bench_setups.items():
+        steps[("bench", name)] = lambda setup=setup: bench_step(*setup)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
     for i in range(args.warmup + args.steps):
-        for name, (net, opt) in setups.items():
+        for key, step in steps.items():
             start = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(net(x), y).backward()
-            opt.step()
+            step(y) if key[0] == "user" else step()
             if i >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-    ms = {name: statistics.median(t) * 1000 for name, t in times.items()}
-    print(f"plain PyTorch {ms['torch']:.2f} ms a step; × plain PyTorch: "
-          + ", ".join(f"{name} {ms[name] / ms['torch']:.2f}" for name in ms if name != "torch"))
+                times[key].append(time.perf_counter() - start)
+    ms = {key: statistics.median(t) * 1000 for key, t in times.items()}
+    ratio = {key: ms[key] / ms[(key[0], "torch")] for key in ms}
+    for loop, label in (("user", "user's loop"), ("bench", "bench's step")):
+        print(f"{label:12}  plain PyTorch {ms[(loop, 'torch')]:.2f} ms a step; × plain PyTorch: "
+              + ", ".join(f"{r} {ratio[(loop, r)]:.2f}" for r in rules))
+    print("user's loop against bench's, ratio to ratio: "
+          + ", ".join(f"{r} {ratio[('user', r)] / ratio[('bench', r)] - 1:+.1%}" for r in rules))
+
+
+def user_step(rule: str, x: torch.Tensor):
+    """One step of the user's loop for ``rule`` (``"torch"``: the plain model), as a
+    function of the labels."""
+    net = sequential()
+    if rule != "torch":
+        net = biocredit.convert(net, rule, example_input=x[:1])
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+    if rule != "torch":
+        biocredit.hook_optimizer(net, opt)
+
+    def step(y: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return step
+
+
+def bench_setups_for(rules: list[str], x: torch.Tensor) -> dict:
+    """``biocredit bench``'s setups (rule, model, optimizer) for ``rules`` on its built-in
+    ``mlp:4x800:tanh``, and the model unconverted as ``"torch"``."""
+    base = models.create("mlp:4x800:tanh", (1, 28, 28), 10)
+    setups = {"torch": (None, base, make_optimizer("sgd", trainable(base), 1e-3))}
+    for name in rules:
+        rule = created(name, False)
+        net = biocredit.convert(base, rule, generator=seeded_generator(0, 1),
+                                example_input=x[:1])
+        setups[name] = (rule, net, make_optimizer("sgd", trainable(net), 1e-3))
+    return setups
 
 
 if __name__ == "__main__":
