@@ -126,16 +126,22 @@ def test_fused_kp_and_urfb_equal_eager_to_float_rounding(name, options, dtype, r
         assert torch.equal(m.weight_before_step, m.weight)
 
 
+def lowbias(x: int) -> int:
+    """Wellons' lowbias32 on an unsigned 32-bit integer, in Python's integers."""
+    m = 0xFFFFFFFF
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & m
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & m
+    return x ^ (x >> 16)
+
+
 def lowbias_uniform(index: int, k1: int, k2: int) -> float:
     """The hash :func:`~biocredit.rules.fused_updates.counter_uniform` documents, in
     Python's unbounded integers reduced mod 2³² (an independent statement of it)."""
     m = 0xFFFFFFFF
-    x = (index * 0x9E3779B1 + k1) & m
-    x ^= x >> 16
-    x = ((x * 0x7FEB352D) & m) ^ (k2 & m)
-    x ^= x >> 15
-    x = (x * 0x846CA68B) & m
-    x ^= x >> 16
+    x = lowbias((index * 0x9E3779B1 + k1) & m)
+    x = lowbias(x ^ (k2 & m))
     return (x >> 8) / 2 ** 24
 
 
