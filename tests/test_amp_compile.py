@@ -221,3 +221,22 @@ def test_a_scheduler_wraps_a_compiled_step_and_forward_ad_runs_through_a_compile
     with fwAD.dual_level():
         compiled = fwAD.unpack_dual(torch.compile(net)(fwAD.make_dual(x, t))).tangent
     torch.testing.assert_close(compiled, eager)
+
+
+def test_dkp_moved_after_conversion_says_how_to_compile_it_whole(can_compile):
+    """DKP makes its feedback's gradient leaf eagerly, once per buffer: after ``.to()``
+    replaced the buffer, ``fullgraph=True`` stops with the way out in its reason; one eager
+    forward pass later the whole graph compiles and fills ``direct_feedback.grad``."""
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 1, 4, 4), torch.randint(0, 3, (8,))
+    net = biocredit.convert(models.create("mlp:6,5:tanh", (1, 4, 4), 3), "dkp",
+                            example_input=x[:1])
+    net.double()                                        # as .cuda() would: a new buffer
+    x = x.double()
+    with pytest.raises(Exception, match="run one training forward pass without torch.compile"):
+        torch.compile(net, fullgraph=True)(x)
+    torch._dynamo.reset()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    net.direct_feedback.grad = None
+    torch.nn.functional.cross_entropy(torch.compile(net, fullgraph=True)(x), y).backward()
+    assert net.direct_feedback.grad is not None

@@ -675,7 +675,12 @@ def test_torch_func_grad_through_a_converted_model_is_its_backward(rule):
 
     def loss(params):
         return nn.functional.cross_entropy(functional_call(net, (params, buffers), (x,)), y)
-    functional = grad(loss)({k: v.detach() for k, v in net.named_parameters()})
+    detached = {k: v.detach() for k, v in net.named_parameters()}
+    if rule == "dkp":
+        with pytest.raises(ValueError, match="dkp: a torch.func transform .* use dfa"):
+            grad(loss)(detached)
+        return
+    functional = grad(loss)(detached)
     loss(dict(net.named_parameters())).backward()
     for name, p in net.named_parameters():
         torch.testing.assert_close(functional[name], p.grad, rtol=0, atol=0, msg=name)
@@ -684,7 +689,8 @@ def test_torch_func_grad_through_a_converted_model_is_its_backward(rule):
 @pytest.mark.parametrize("rule", ["dfa", "dkp", "general"])
 def test_torch_func_grad_through_a_direct_rule_is_its_backward(rule):
     """The direct rules' join defines ``setup_context`` too: ``grad`` of a functional call
-    of a model with taps equals ``loss.backward()``'s parameter gradients."""
+    of a model with taps equals ``loss.backward()``'s parameter gradients. DKP refuses:
+    its feedback learns from ``loss.backward()`` only, so torch.func would train DFA."""
     from torch.func import functional_call, grad
     torch.manual_seed(0)
     net = biocredit.convert(nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(),
@@ -696,7 +702,12 @@ def test_torch_func_grad_through_a_direct_rule_is_its_backward(rule):
     def loss(params):
         biocredit.set_targets(net, y)
         return nn.functional.cross_entropy(functional_call(net, (params, buffers), (x,)), y)
-    functional = grad(loss)({k: v.detach() for k, v in net.named_parameters()})
+    detached = {k: v.detach() for k, v in net.named_parameters()}
+    if rule == "dkp":
+        with pytest.raises(ValueError, match="dkp: a torch.func transform .* use dfa"):
+            grad(loss)(detached)
+        return
+    functional = grad(loss)(detached)
     loss(dict(net.named_parameters())).backward()
     for name, p in net.named_parameters():
         torch.testing.assert_close(functional[name], p.grad, rtol=0, atol=0, msg=name)

@@ -23,7 +23,9 @@ class DirectKolenPollack(DirectFeedbackAlignment):
     weight decay) in :meth:`after_step`, apart from the forward weights' optimizer, and its
     learning rate is multiplied by ``feedback_lr_decay`` after every epoch (the authors' step
     schedule uses 0.8). The gradient reaches ``direct_feedback.grad`` through autograd (see
-    :meth:`learned_feedback`) and waits there until then; under
+    :meth:`learned_feedback`; so ``loss.backward(inputs=...)`` without it, like
+    ``torch.autograd.grad``, leaves it alone, and torch.func's transforms are refused) and
+    waits there until then; under
     ``torch.distributed`` it is first averaged over the ranks, as DDP does for weights. The
     feedback optimizer's state (its moments and current learning rate) is part of the
     model's ``state_dict``, as ``direct_feedback_optimizer.*``, so a checkpoint resumes it.
@@ -68,6 +70,13 @@ class DirectKolenPollack(DirectFeedbackAlignment):
         gradient leaves the backward through autograd (a traced backward under
         ``torch.compile``), not by a side effect inside it. Made again when the buffer was
         replaced (``.to()``) and in a copy of the model (``copy.deepcopy``, pickling)."""
+        if not torch.compiler.is_compiling() and \
+                torch._C._functorch.peek_interpreter_stack() is not None:
+            raise ValueError(
+                "dkp: a torch.func transform (grad, vjp, vmap ...) returns gradients for the "
+                "tensors it is given only, and DKP's feedback, a buffer, learns from "
+                "loss.backward(): under torch.func it would silently train as DFA. Train "
+                "DKP with loss.backward(), or use dfa")
         feedback, runtime = root.direct_feedback, engine_of(root).runtime
         slot = runtime.get("feedback_leaf")
         if slot is None or slot.feedback is not feedback:
@@ -111,7 +120,11 @@ class GradientLeaf:
         return (GradientLeaf, ())
 
 
-@torch.compiler.disable
+@torch.compiler.disable(reason=(
+    "dkp makes its feedback's gradient leaf eagerly, once per feedback buffer; the buffer "
+    "was replaced (.to(), .cuda(), .double(), load_state_dict(assign=True)) since the last "
+    "forward pass: run one training forward pass without torch.compile (or compile "
+    "without fullgraph=True) after moving the model"))
 def _gradient_leaf(feedback: torch.Tensor, runtime: dict) -> GradientLeaf:
     """A leaf requiring grad on ``feedback``'s memory whose accumulated gradient a hook
     moves onto ``feedback.grad``; kept in ``runtime`` (made once per buffer, eagerly: the
