@@ -11,7 +11,7 @@ import biocredit
 from biocredit.cli import main
 from biocredit.experiments import PRESETS
 from biocredit.experiments.claims import Claim, evaluate
-from biocredit.experiments.document import write_reproduction
+from biocredit.experiments.document import figure_file, write_reproduction
 from biocredit.experiments.presets import Preset, Step
 from biocredit.experiments.suite import RECORD, is_done, run_preset
 
@@ -392,3 +392,16 @@ def test_a_started_step_without_a_checkpoint_starts_afresh(tmp_path):
     (tmp_path / "bp" / "checkpoint.ckpt").write_bytes(b"")
     assert continued(argv, tmp_path) == ["compare", "--resume", str(tmp_path)]
     assert continued(argv[:-2], tmp_path) is None          # another command line
+
+
+def test_a_figure_drawn_per_seed_is_shown_from_the_first_seed(tmp_path):
+    """nokland-tsne lists ``tsne-bp.png``; a report over 3 seeds draws ``tsne-bp-s0.png``
+    to ``-s2``: the document shows seed 0's (not seed 10's, nor another figure's)."""
+    for name in ("tsne-bp-s10.png", "tsne-bp-s2.png", "tsne-bp-s0.png", "tsne-bp-sx.png",
+                 "tsne-bpx-s0.png", "errors.png"):
+        (tmp_path / name).write_bytes(b"png")
+    assert figure_file(tmp_path, "tsne-bp.png") == tmp_path / "tsne-bp-s0.png"
+    assert figure_file(tmp_path, "errors.png") == tmp_path / "errors.png"
+    assert figure_file(tmp_path, "tsne-fa.png") is None
+    (tmp_path / "tsne-bp.png").write_bytes(b"png")               # one seed: its own name
+    assert figure_file(tmp_path, "tsne-bp.png") == tmp_path / "tsne-bp.png"

@@ -97,12 +97,25 @@ def preset_blocks(preset: Preset, root: Path, budget: str) -> tuple[list[Block],
             reading.read_text().split())))
     for step in finished:
         for name in preset.figures:
-            path = step_folder(root, step) / name
-            if path.is_file():
-                blocks.append(Block("image", f"{preset.name} {step.name} {name}".replace(
+            path = figure_file(step_folder(root, step), name)
+            if path is not None:
+                blocks.append(Block("image", f"{preset.name} {step.name} {path.name}".replace(
                     "  ", " "), image=path))
     return blocks, {"status": "done" if done else "partial", "seconds": seconds,
                     "verdicts": [v.status for v in verdicts]}
+
+
+def figure_file(folder: Path, name: str) -> Path | None:
+    """The figure ``name`` in a step's report ``folder``, or, where the report drew it per
+    seed (``tsne-bp.png`` as ``tsne-bp-s0.png``, ``tsne-bp-s1.png`` ...), the first seed's;
+    ``None`` if the report has neither."""
+    path = folder / name
+    if path.is_file():
+        return path
+    stem, suffix = Path(name).stem, Path(name).suffix
+    seeds = [p for p in folder.glob(f"{stem}-s*{suffix}")
+             if p.stem[len(stem) + 2:].isdigit()]
+    return min(seeds, key=lambda p: int(p.stem[len(stem) + 2:])) if seeds else None
 
 
 def step_record(root: Path, step, budget: str) -> dict | None:
