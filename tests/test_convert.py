@@ -662,28 +662,31 @@ def test_a_learned_feedback_rule_with_every_layer_excluded_trains_as_bp(rule):
         torch.testing.assert_close(got[key], expected[key]), key
 
 
+def func_grad_and_backward(net, x, y):
+    """``torch.func.grad`` of a functional call of ``net`` on ``(x, y)`` (the labels set,
+    as auxiliary errors need), and the same loss's ``backward()``, by parameter name."""
+    from torch.func import functional_call, grad
+    buffers = dict(net.named_buffers())
+
+    def loss(params):
+        biocredit.set_targets(net, y)
+        return nn.functional.cross_entropy(functional_call(net, (params, buffers), (x,)), y)
+    functional = grad(loss)({k: v.detach() for k, v in net.named_parameters()})
+    loss(dict(net.named_parameters())).backward()
+    return functional, {name: p.grad for name, p in net.named_parameters()}
+
+
 @pytest.mark.parametrize("rule", ["fa", "usf", "kp"])
 def test_torch_func_grad_through_a_converted_model_is_its_backward(rule):
     """torch.func's transforms take the feedback layers (their Functions define
     ``setup_context``): ``grad`` of a functional call equals ``loss.backward()``."""
-    from torch.func import functional_call, grad
     torch.manual_seed(0)
     net = biocredit.convert(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.Flatten(),
                                           nn.Linear(4 * 6 * 6, 3)), rule)
     x, y = torch.randn(5, 1, 8, 8), torch.randint(0, 3, (5,))
-    buffers = dict(net.named_buffers())
-
-    def loss(params):
-        return nn.functional.cross_entropy(functional_call(net, (params, buffers), (x,)), y)
-    detached = {k: v.detach() for k, v in net.named_parameters()}
-    if rule == "dkp":
-        with pytest.raises(ValueError, match="dkp: a torch.func transform .* use dfa"):
-            grad(loss)(detached)
-        return
-    functional = grad(loss)(detached)
-    loss(dict(net.named_parameters())).backward()
-    for name, p in net.named_parameters():
-        torch.testing.assert_close(functional[name], p.grad, rtol=0, atol=0, msg=name)
+    functional, backward = func_grad_and_backward(net, x, y)
+    for name, g in backward.items():
+        torch.testing.assert_close(functional[name], g, rtol=0, atol=0, msg=name)
 
 
 @pytest.mark.parametrize("rule", ["dfa", "dkp", "general"])
@@ -691,23 +694,15 @@ def test_torch_func_grad_through_a_direct_rule_is_its_backward(rule):
     """The direct rules' join defines ``setup_context`` too: ``grad`` of a functional call
     of a model with taps equals ``loss.backward()``'s parameter gradients. DKP refuses:
     its feedback learns from ``loss.backward()`` only, so torch.func would train DFA."""
-    from torch.func import functional_call, grad
     torch.manual_seed(0)
     net = biocredit.convert(nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(),
                                           nn.Linear(12, 10), nn.Tanh(), nn.Linear(10, 3)),
                             rule, taps=[nn.Tanh], example_input=torch.randn(1, 4, 4))
     x, y = torch.randn(6, 4, 4), torch.randint(0, 3, (6,))
-    buffers = dict(net.named_buffers())
-
-    def loss(params):
-        biocredit.set_targets(net, y)
-        return nn.functional.cross_entropy(functional_call(net, (params, buffers), (x,)), y)
-    detached = {k: v.detach() for k, v in net.named_parameters()}
     if rule == "dkp":
         with pytest.raises(ValueError, match="dkp: a torch.func transform .* use dfa"):
-            grad(loss)(detached)
+            func_grad_and_backward(net, x, y)
         return
-    functional = grad(loss)(detached)
-    loss(dict(net.named_parameters())).backward()
-    for name, p in net.named_parameters():
-        torch.testing.assert_close(functional[name], p.grad, rtol=0, atol=0, msg=name)
+    functional, backward = func_grad_and_backward(net, x, y)
+    for name, g in backward.items():
+        torch.testing.assert_close(functional[name], g, rtol=0, atol=0, msg=name)
