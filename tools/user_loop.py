@@ -13,8 +13,6 @@ plain model's, in the user's loop and in bench's, and the difference::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from torch import nn
@@ -22,7 +20,7 @@ from torch import nn
 import biocredit
 from biocredit import losses, models
 from biocredit.optimizers import make_optimizer, trainable
-from biocredit.training.bench import created, step_function
+from biocredit.training.bench import created, median_times, step_function
 from biocredit.training.run import seeded_generator
 
 
@@ -44,19 +42,13 @@ def main() -> None:
     x = torch.randn(args.batch_size, 1, 28, 28)
     y = torch.randint(0, 10, (args.batch_size,))
     rules = args.rules.split(",")
-    steps = {("user", name): user_step(name, x) for name in ["torch", *rules]}
+    steps = {("user", name): user_step(name, x, y) for name in ["torch", *rules]}
     bench_setups = bench_setups_for(rules, x)
     bench_step = step_function(bench_setups, x, y, losses.create("ce"), False, False)
     for name, setup in bench_setups.items():
         steps[("bench", name)] = lambda setup=setup: bench_step(*setup)
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
-    for i in range(args.warmup + args.steps):
-        for key, step in steps.items():
-            start = time.perf_counter()
-            step(y) if key[0] == "user" else step()
-            if i >= args.warmup:
-                times[key].append(time.perf_counter() - start)
-    ms = {key: statistics.median(t) * 1000 for key, t in times.items()}
+    ms = median_times(lambda step: step(), {key: (step,) for key, step in steps.items()},
+                      args.warmup, args.steps, torch.device("cpu"))
     ratio = {key: ms[key] / ms[(key[0], "torch")] for key in ms}
     for loop, label in (("user", "user's loop"), ("bench", "bench's step")):
         print(f"{label:12}  plain PyTorch {ms[(loop, 'torch')]:.2f} ms a step; × plain PyTorch: "
@@ -65,9 +57,9 @@ def main() -> None:
           + ", ".join(f"{r} {ratio[('user', r)] / ratio[('bench', r)] - 1:+.1%}" for r in rules))
 
 
-def user_step(rule: str, x: torch.Tensor):
-    """One step of the user's loop for ``rule`` (``"torch"``: the plain model), as a
-    function of the labels."""
+def user_step(rule: str, x: torch.Tensor, y: torch.Tensor):
+    """One step of the user's loop for ``rule`` (``"torch"``: the plain model) on
+    ``(x, y)``."""
     net = sequential()
     if rule != "torch":
         net = biocredit.convert(net, rule, example_input=x[:1])
@@ -75,7 +67,7 @@ def user_step(rule: str, x: torch.Tensor):
     if rule != "torch":
         biocredit.hook_optimizer(net, opt)
 
-    def step(y: torch.Tensor) -> None:
+    def step() -> None:
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(net(x), y).backward()
         opt.step()

@@ -113,9 +113,9 @@ def figure_file(folder: Path, name: str) -> Path | None:
     if path.is_file():
         return path
     stem, suffix = Path(name).stem, Path(name).suffix
-    seeds = [p for p in folder.glob(f"{stem}-s*{suffix}")
-             if p.stem[len(stem) + 2:].isdigit()]
-    return min(seeds, key=lambda p: int(p.stem[len(stem) + 2:])) if seeds else None
+    seeds = {int(p.stem[len(stem) + 2:]): p for p in folder.glob(f"{stem}-s*{suffix}")
+             if p.stem[len(stem) + 2:].isdigit()}
+    return seeds[min(seeds)] if seeds else None
 
 
 def step_record(root: Path, step, budget: str) -> dict | None:

@@ -44,15 +44,13 @@ from .layer_feedback import learned_layers
 # per model, per kind of update: its compiled function (dropped with the model)
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
-FUSED_RULES = ("kp", "urfb", "usf", "frsf", "brsf")
-# the ones --compile fuses unless told: all of them
-FUSED_BY_COMPILE = FUSED_RULES
+FUSED_RULES = ("kp", "urfb", "usf", "frsf", "brsf")    # --compile fuses them unless told
 
 
 def options_for_compile(name: str, options: dict, compile: bool) -> dict:
     """``options`` of rule ``name`` with ``fused=True`` added when the run is compiled
-    (``compile``), the rule is one of :data:`FUSED_BY_COMPILE` and was not given it."""
-    if compile and name in FUSED_BY_COMPILE and "fused" not in options:
+    (``compile``), the rule is one of :data:`FUSED_RULES` and was not given it."""
+    if compile and name in FUSED_RULES and "fused" not in options:
         return {**options, "fused": True}
     return options
 
@@ -214,5 +212,5 @@ def draw_keys(count: int, device: torch.device) -> torch.Tensor:
     return torch.randint(-(1 << 31), 1 << 31, (count, 2), dtype=torch.int32, device=device)
 
 
-__all__ = ["FUSED_BY_COMPILE", "FUSED_RULES", "compiled", "counter_uniform", "draw_keys", "kp_step",
+__all__ = ["FUSED_RULES", "compiled", "counter_uniform", "draw_keys", "kp_step",
            "options_for_compile", "sign_step"]
